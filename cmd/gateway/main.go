@@ -1,0 +1,67 @@
+// Command gateway runs a Cometgate node: a Bayeux (CometD) server for
+// browsers and other Bayeux clients.
+//
+//	gateway                      # embedded defaults: 127.0.0.1:8080, demo chat at /
+//	gateway -config FILE         # YAML configuration (see config/)
+//	gateway -check-config FILE   # validate and exit
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	configPath := flag.String("config", "", "YAML configuration file (default: embedded defaults)")
+	checkPath := flag.String("check-config", "", "validate this configuration file and exit")
+	flag.Parse()
+
+	if *checkPath != "" {
+		if _, err := config.Load(*checkPath); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("configuration OK")
+		return 0
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	log := newLogger(cfg.Log)
+	srv, err := gateway.New(cfg, gateway.WithLogger(log))
+	if err != nil {
+		log.Error("cannot build gateway", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		log.Error("gateway stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.LogConfig) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

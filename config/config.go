@@ -1,0 +1,228 @@
+// Package config holds Cometgate's configuration model: plain structs with
+// YAML tags, the documented defaults, strict loading, environment overrides
+// and validation errors that name the field and the bad value.
+//
+// The zero value of every field means "use the default"; the default is
+// stated on each field and applied in one place, [Config.SetDefaults].
+// Booleans whose default is true are pointers so that an explicit false
+// can be told apart from "not set".
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Listen is the TCP address of the public HTTP listener.
+	// Default "127.0.0.1:8080". Environment: COMETGATE_LISTEN.
+	Listen string `yaml:"listen"`
+	// Path is where the Bayeux endpoint is mounted; sub-paths such as
+	// /cometd/handshake are accepted too. Default "/cometd".
+	Path string `yaml:"path"`
+	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
+	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+
+	Log        LogConfig        `yaml:"log"`
+	Bayeux     BayeuxConfig     `yaml:"bayeux"`
+	Limits     LimitsConfig     `yaml:"limits"`
+	Transports TransportsConfig `yaml:"transports"`
+	Cookie     CookieConfig     `yaml:"cookie"`
+	CORS       CORSConfig       `yaml:"cors"`
+	Extensions ExtensionsConfig `yaml:"extensions"`
+	Demo       DemoConfig       `yaml:"demo"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	// Level is one of debug, info, warn, error. Default "info".
+	// Environment: COMETGATE_LOG_LEVEL.
+	Level string `yaml:"level"`
+	// Format is "text" or "json". Default "text".
+	// Environment: COMETGATE_LOG_FORMAT.
+	Format string `yaml:"format"`
+}
+
+// BayeuxConfig holds the protocol engine settings. Names follow CometD's
+// server parameters where one exists.
+type BayeuxConfig struct {
+	// Timeout is how long a /meta/connect is held when nothing is queued.
+	// Default 20s (CometD 8). Environment: COMETGATE_TIMEOUT.
+	Timeout Duration `yaml:"timeout"`
+	// Interval is the advised pause between a connect reply and the next
+	// connect. Default 0.
+	Interval Duration `yaml:"interval"`
+	// MaxInterval is how long a session may go without a /meta/connect
+	// before it is expired. Default 10s.
+	MaxInterval Duration `yaml:"maxInterval"`
+	// SweepPeriod is how often expired sessions are looked for. Default 1s.
+	SweepPeriod Duration `yaml:"sweepPeriod"`
+	// MaxQueue bounds the messages queued for one session; a session whose
+	// queue overflows is disconnected as slow. Default 1000.
+	MaxQueue int `yaml:"maxQueue"`
+	// MaxQueueBytes bounds the encoded bytes queued for one session, with
+	// the same overflow rule. Default 4 MiB.
+	MaxQueueBytes int `yaml:"maxQueueBytes"`
+	// BroadcastToPublisher delivers a client's broadcast back to itself when
+	// it is subscribed. Default true.
+	BroadcastToPublisher *bool `yaml:"broadcastToPublisher"`
+	// MetaConnectDeliverOnly sends events only in /meta/connect replies,
+	// never piggybacked on other replies. Default false.
+	MetaConnectDeliverOnly bool `yaml:"metaConnectDeliverOnly"`
+	// MaxSessionsPerBrowser is how many sessions of one browser (one
+	// BAYEUX_BROWSER cookie) may hold a long poll at once; the others get
+	// the multiple-clients advice. -1 means unlimited. Default 1.
+	MaxSessionsPerBrowser int `yaml:"maxSessionsPerBrowser"`
+	// MultiSessionInterval is the advised interval for the extra sessions
+	// of one browser. A negative value refuses them (reconnect "none").
+	// Default 2s.
+	MultiSessionInterval Duration `yaml:"multiSessionInterval"`
+	// TrustClientSession accepts a clientId on HTTP transports even when the
+	// BAYEUX_BROWSER cookie is missing or does not match. Default false.
+	TrustClientSession bool `yaml:"trustClientSession"`
+	// ConnectionTypes are the transports advertised in handshake replies, in
+	// order of preference. Allowed: websocket, long-polling,
+	// callback-polling. A transport not listed is refused.
+	// Default [websocket, long-polling, callback-polling].
+	ConnectionTypes []string `yaml:"connectionTypes"`
+	// DuplicateConnectStatus is the HTTP status that ends a held long poll
+	// superseded by a newer /meta/connect of the same session. Default 500.
+	DuplicateConnectStatus int `yaml:"duplicateConnectStatus"`
+}
+
+// LimitsConfig bounds what one request may carry.
+type LimitsConfig struct {
+	// MaxRequestBytes bounds an HTTP request body or a websocket frame, in
+	// bytes; a larger body is answered with HTTP 413 (websocket: close
+	// 1009). Default 256 KiB.
+	MaxRequestBytes int `yaml:"maxRequestBytes"`
+	// MaxBatch bounds the number of messages in one request or frame; a
+	// larger batch is answered with HTTP 413. Default 256.
+	MaxBatch int `yaml:"maxBatch"`
+}
+
+// TransportsConfig holds per-transport settings.
+type TransportsConfig struct {
+	WebSocket       WebSocketConfig       `yaml:"websocket"`
+	CallbackPolling CallbackPollingConfig `yaml:"callbackPolling"`
+}
+
+// WebSocketConfig tunes the websocket transport.
+type WebSocketConfig struct {
+	// ReadBufferSize is the per-connection read buffer, in bytes.
+	// Default 1024.
+	ReadBufferSize int `yaml:"readBufferSize"`
+	// WriteBufferSize is the size of the pooled write buffers, in bytes; an
+	// idle connection holds none. Default 4096.
+	WriteBufferSize int `yaml:"writeBufferSize"`
+	// PingInterval is how often the server pings an otherwise silent
+	// connection. Default 25s.
+	PingInterval Duration `yaml:"pingInterval"`
+	// IdleTimeout closes a connection from which nothing (not even a pong)
+	// arrived for this long. Default 60s; must exceed pingInterval.
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// WriteTimeout bounds one frame write. Default 10s.
+	WriteTimeout Duration `yaml:"writeTimeout"`
+	// MessagesPerFrame bounds how many queued messages go in one frame.
+	// 0 means as many as are queued (up to MaxFrameBytes). Default 0.
+	MessagesPerFrame int `yaml:"messagesPerFrame"`
+	// MaxFrameBytes bounds the size of one outgoing frame built from queued
+	// messages (a single larger message is still sent alone).
+	// Default 64 KiB.
+	MaxFrameBytes int `yaml:"maxFrameBytes"`
+	// Subprotocol, when set, is required from clients at upgrade (CometD's
+	// ws.protocol). Default "" (none required).
+	Subprotocol string `yaml:"subprotocol"`
+	// Compression enables permessage-deflate. Default false.
+	Compression bool `yaml:"compression"`
+}
+
+// CallbackPollingConfig tunes the JSONP transport.
+type CallbackPollingConfig struct {
+	// CallbackParameter is the query parameter naming the callback.
+	// Default "jsonp".
+	CallbackParameter string `yaml:"callbackParameter"`
+	// MaxCallbackLength bounds the callback name. Default 64.
+	MaxCallbackLength int `yaml:"maxCallbackLength"`
+}
+
+// CookieConfig shapes the BAYEUX_BROWSER cookie that binds HTTP sessions to
+// one browser.
+type CookieConfig struct {
+	// Name of the cookie. Default "BAYEUX_BROWSER".
+	Name string `yaml:"name"`
+	// Path of the cookie. Default "/".
+	Path string `yaml:"path"`
+	// Domain of the cookie. Default "" (host only).
+	Domain string `yaml:"domain"`
+	// MaxAge in seconds; 0 means a session cookie. Default 0.
+	MaxAge int `yaml:"maxAge"`
+	// Secure adds the Secure attribute on TLS requests. Default false.
+	Secure bool `yaml:"secure"`
+	// HTTPOnly adds the HttpOnly attribute. Default true.
+	HTTPOnly *bool `yaml:"httpOnly"`
+	// SameSite is "", "lax", "strict" or "none". Default "" (omitted).
+	SameSite string `yaml:"sameSite"`
+}
+
+// CORSConfig lists the origins allowed to use the Bayeux endpoint from
+// another origin: CORS headers for long-polling and the Origin check of the
+// websocket upgrade. Same-origin requests are always allowed.
+type CORSConfig struct {
+	// AllowedOrigins are exact origins ("https://app.example") or "*" for
+	// any. Default none. Environment: COMETGATE_ALLOWED_ORIGINS
+	// (comma-separated).
+	AllowedOrigins []string `yaml:"allowedOrigins"`
+	// MaxAge is how long browsers may cache a preflight answer.
+	// Default 10m.
+	MaxAge Duration `yaml:"maxAge"`
+}
+
+// ExtensionsConfig switches the server side of Bayeux extensions.
+type ExtensionsConfig struct {
+	// Ack enables the acknowledged-delivery extension ("ack").
+	// Default true.
+	Ack *bool `yaml:"ack"`
+	// Timesync enables the time synchronisation extension ("timesync").
+	// Default true.
+	Timesync *bool `yaml:"timesync"`
+}
+
+// DemoConfig controls the built-in demo: the chat page at "/", and the
+// demo services /service/members, /service/privatechat and /service/echo.
+type DemoConfig struct {
+	// Enabled serves the demo. Default true. Environment: COMETGATE_DEMO.
+	Enabled *bool `yaml:"enabled"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string
+// ("20s", "1m30s") or as an integer number of milliseconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Bool returns a pointer to b, for the optional boolean fields.
+func Bool(b bool) *bool { return &b }
+
+// FieldError reports one invalid field.
+type FieldError struct {
+	Field  string // dotted YAML path, e.g. "bayeux.timeout"
+	Value  any    // the offending value
+	Reason string // what is wrong, e.g. "must be > 0"
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s: %v: %s", e.Field, e.Value, e.Reason)
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid configuration")

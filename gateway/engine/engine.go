@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+)
+
+// Config holds the engine settings. The zero value of each field means the
+// default stated on it.
+type Config struct {
+	// Timeout is how long a /meta/connect is held. Default 20s.
+	Timeout time.Duration
+	// Interval is the advised pause between connects. Default 0.
+	Interval time.Duration
+	// MaxInterval is how long a session may go without a connect before it
+	// expires. Default 10s.
+	MaxInterval time.Duration
+	// SweepPeriod is how often expired sessions are looked for. Default 1s.
+	SweepPeriod time.Duration
+	// MaxQueue and MaxQueueBytes bound each session's queue; overflow
+	// disconnects the session as slow. Defaults 1000 and 4 MiB.
+	MaxQueue      int
+	MaxQueueBytes int
+	// NoBroadcastToPublisher keeps a publisher's own broadcasts from being
+	// delivered back to it. Default false (they are delivered, as CometD).
+	NoBroadcastToPublisher bool
+	// MetaConnectDeliverOnly sends events only with /meta/connect replies.
+	MetaConnectDeliverOnly bool
+	// ConnectionTypes is the list advertised in handshake replies.
+	// Default websocket, long-polling, callback-polling.
+	ConnectionTypes []string
+	// Ack enables the server side of the acknowledged-delivery extension.
+	Ack bool
+}
+
+func (c *Config) setDefaults() {
+	if c.Timeout <= 0 {
+		c.Timeout = 20 * time.Second
+	}
+	if c.MaxInterval <= 0 {
+		c.MaxInterval = 10 * time.Second
+	}
+	if c.SweepPeriod <= 0 {
+		c.SweepPeriod = time.Second
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 1000
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 4 << 20
+	}
+	if len(c.ConnectionTypes) == 0 {
+		c.ConnectionTypes = []string{"websocket", "long-polling", "callback-polling"}
+	}
+}
+
+// Option configures programmatic hooks of an Engine that configuration
+// files cannot express.
+type Option interface{ apply(*Engine) }
+
+type optionFunc func(*Engine)
+
+func (f optionFunc) apply(e *Engine) { f(e) }
+
+// WithLogger sets the logger. Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(e *Engine) { e.log = l }) }
+
+// WithPolicy sets the security policy. Default DefaultPolicy.
+func WithPolicy(p Policy) Option { return optionFunc(func(e *Engine) { e.policy = p }) }
+
+// WithExtension adds a server extension; extensions run in the order added.
+func WithExtension(x Extension) Option {
+	return optionFunc(func(e *Engine) { e.extensions = append(e.extensions, x) })
+}
+
+// Engine is a Bayeux server without transports. Create it with New, then
+// Start it; Close answers held connects and stops the sweeper.
+type Engine struct {
+	cfg        Config
+	log        *slog.Logger
+	policy     Policy
+	extensions []Extension
+
+	sessionsMu sync.RWMutex // guards sessions, users
+	sessions   map[string]*Session
+	users      map[string]map[*Session]struct{}
+
+	channels *channels
+
+	listenersMu sync.RWMutex // guards the listener slices
+	publishers  []publishHandler
+	added       []func(*Session)
+	removed     []func(*Session, CloseReason)
+	subs        []SubscriptionListener
+
+	closing   atomic.Bool
+	done      chan struct{}
+	startOnce sync.Once
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
+
+	stats Stats
+}
+
+// Stats are cumulative counters of an Engine, read with atomic loads.
+type Stats struct {
+	Handshakes atomic.Int64
+	Published  atomic.Int64 // broadcast messages accepted
+	Delivered  atomic.Int64 // messages queued to sessions
+	Dropped    atomic.Int64 // sessions disconnected as slow
+	Expired    atomic.Int64 // sessions expired
+}
+
+// New returns an Engine with cfg and opts applied. It starts nothing.
+func New(cfg Config, opts ...Option) *Engine {
+	cfg.setDefaults()
+	e := &Engine{
+		cfg:      cfg,
+		log:      slog.Default(),
+		policy:   DefaultPolicy{},
+		sessions: make(map[string]*Session),
+		users:    make(map[string]map[*Session]struct{}),
+		channels: newChannels(),
+		done:     make(chan struct{}),
+	}
+	for _, o := range opts {
+		o.apply(e)
+	}
+	return e
+}
+
+// Config returns the engine's effective configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Start launches the sweeper. It returns at once; ctx is not retained.
+func (e *Engine) Start(ctx context.Context) error {
+	e.startOnce.Do(func() {
+		e.wg.Add(1)
+		go e.sweep()
+	})
+	return nil
+}
+
+// Close shuts the engine down: held connects are answered with advice to
+// re-handshake (the sessions will not survive), push connections are told
+// to close, and the sweeper stops. It waits for the sweeper within ctx.
+// Close is idempotent.
+func (e *Engine) Close(ctx context.Context) error {
+	e.stopOnce.Do(func() {
+		e.closing.Store(true)
+		close(e.done)
+		for _, s := range e.Sessions() {
+			s.shutdown()
+		}
+	})
+	stopped := make(chan struct{})
+	go func() { e.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when Close begins.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Session returns the live session with id, or nil.
+func (e *Engine) Session(id string) *Session {
+	e.sessionsMu.RLock()
+	s := e.sessions[id]
+	e.sessionsMu.RUnlock()
+	return s
+}
+
+// Sessions returns a snapshot of the live sessions.
+func (e *Engine) Sessions() []*Session {
+	e.sessionsMu.RLock()
+	list := make([]*Session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		list = append(list, s)
+	}
+	e.sessionsMu.RUnlock()
+	return list
+}
+
+// SessionCount returns the number of live sessions.
+func (e *Engine) SessionCount() int {
+	e.sessionsMu.RLock()
+	defer e.sessionsMu.RUnlock()
+	return len(e.sessions)
+}
+
+// UserSessions returns the live sessions bound to user.
+func (e *Engine) UserSessions(user string) []*Session {
+	e.sessionsMu.RLock()
+	defer e.sessionsMu.RUnlock()
+	set := e.users[user]
+	list := make([]*Session, 0, len(set))
+	for s := range set {
+		list = append(list, s)
+	}
+	return list
+}
+
+func (e *Engine) bindUser(s *Session, old, user string) {
+	e.sessionsMu.Lock()
+	defer e.sessionsMu.Unlock()
+	if _, live := e.sessions[s.id]; !live {
+		return
+	}
+	if set := e.users[old]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(e.users, old)
+		}
+	}
+	if user != "" {
+		set := e.users[user]
+		if set == nil {
+			set = make(map[*Session]struct{})
+			e.users[user] = set
+		}
+		set[s] = struct{}{}
+	}
+}
+
+// sweep expires sessions and drops idle channels every SweepPeriod.
+func (e *Engine) sweep() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.SweepPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.done:
+			return
+		case now := <-t.C:
+			for _, s := range e.Sessions() {
+				if s.expired(now) {
+					e.stats.Expired.Add(1)
+					e.removeSession(s, CloseExpired)
+				}
+			}
+			e.channels.sweep()
+		}
+	}
+}
+
+// removeSession takes s out of every table and tells its listeners. It is
+// a no-op for a session already removed.
+func (e *Engine) removeSession(s *Session, reason CloseReason) {
+	if !s.close(reason) {
+		return
+	}
+	e.sessionsMu.Lock()
+	delete(e.sessions, s.id)
+	if u := s.User(); u != "" {
+		if set := e.users[u]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(e.users, u)
+			}
+		}
+	}
+	e.sessionsMu.Unlock()
+	for _, ch := range s.takeSubscriptions() {
+		e.unsubscribe(s, ch)
+	}
+	e.log.Debug("session removed", "session", s.id, "reason", reason.String())
+	e.listenersMu.RLock()
+	removed := e.removed
+	e.listenersMu.RUnlock()
+	for _, fn := range removed {
+		fn(s, reason)
+	}
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns n random bytes from crypto/rand as lower-case base32
+// ([a-z2-7], so acceptable wherever Bayeux wants alphanumerics).
+func newID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails on supported platforms (Go 1.24+)
+	return idEncoding.EncodeToString(b)
+}
+
+// NewBrowserID returns a fresh value for the BAYEUX_BROWSER cookie.
+func NewBrowserID() string { return newID(10) }
+
+// replyTo returns a reply skeleton for request m.
+func replyTo(m *bayeux.Message) *bayeux.Message {
+	return &bayeux.Message{Channel: m.Channel, ID: m.ID, Reply: true, Successful: true}
+}
+
+// Closing reports whether Close has begun.
+func (e *Engine) Closing() bool { return e.closing.Load() }

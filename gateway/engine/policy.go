@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+)
+
+// Policy decides who may handshake, create channels, subscribe and publish.
+// Each method returns nil to allow, or an error to deny: ErrDenied (or an
+// error wrapping it) is sent as the operation's CometD error, e.g.
+// "403:denied_by_security_policy:subscribe_denied"; a *bayeux.Error is sent
+// as is; any other error is logged and treated as ErrDenied. Methods may
+// block (to ask a backend) and must honour ctx. In CanHandshake, s is the
+// new session, not yet registered.
+type Policy interface {
+	CanHandshake(ctx context.Context, s *Session, m *bayeux.Message) error
+	CanCreate(ctx context.Context, s *Session, channel string, m *bayeux.Message) error
+	CanSubscribe(ctx context.Context, s *Session, channel string, m *bayeux.Message) error
+	CanPublish(ctx context.Context, s *Session, channel string, m *bayeux.Message) error
+}
+
+// DefaultPolicy is CometD's default: anyone may handshake; remote clients
+// may create, subscribe and publish anywhere but on meta channels.
+type DefaultPolicy struct{}
+
+var _ Policy = DefaultPolicy{}
+
+// CanHandshake allows every handshake.
+func (DefaultPolicy) CanHandshake(context.Context, *Session, *bayeux.Message) error { return nil }
+
+// CanCreate denies meta channels.
+func (DefaultPolicy) CanCreate(_ context.Context, _ *Session, ch string, _ *bayeux.Message) error {
+	if bayeux.KindOf(ch) == bayeux.KindMeta {
+		return ErrDenied
+	}
+	return nil
+}
+
+// CanSubscribe denies meta channels.
+func (DefaultPolicy) CanSubscribe(_ context.Context, _ *Session, ch string, _ *bayeux.Message) error {
+	if bayeux.KindOf(ch) == bayeux.KindMeta {
+		return ErrDenied
+	}
+	return nil
+}
+
+// CanPublish denies meta channels.
+func (DefaultPolicy) CanPublish(_ context.Context, _ *Session, ch string, _ *bayeux.Message) error {
+	if bayeux.KindOf(ch) == bayeux.KindMeta {
+		return ErrDenied
+	}
+	return nil
+}
+
+// ErrDenied is returned by a Policy to deny with the operation's standard
+// error.
+var ErrDenied = errors.New("engine: denied by security policy")
+
+// denial turns a policy error into the Bayeux error to send.
+func (e *Engine) denial(err error, def *bayeux.Error, op string) *bayeux.Error {
+	var be *bayeux.Error
+	if errors.As(err, &be) {
+		return be
+	}
+	if !errors.Is(err, ErrDenied) {
+		e.log.Warn("policy error", "op", op, "err", err)
+	}
+	return def
+}

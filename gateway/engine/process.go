@@ -1,0 +1,362 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+)
+
+// Client describes the transport side of an inbound batch.
+type Client struct {
+	// Transport is the connection type: websocket, long-polling or
+	// callback-polling.
+	Transport string
+	// Push is set by transports that can send at any time (websocket).
+	Push bool
+	// DeliverOnly is set by transports whose events may only travel with
+	// /meta/connect replies (callback-polling).
+	DeliverOnly bool
+	// Browser is the BAYEUX_BROWSER cookie value sent with the request.
+	Browser string
+	// TrustSession accepts a clientId whose browser does not match.
+	TrustSession bool
+	// Bound is the session bound to a push connection; a handshake on the
+	// connection, or its first message naming a live session, sets it.
+	Bound *Session
+	// Conn is the push connection to attach to Bound.
+	Conn Conn
+	// RemoteAddr is the client's network address.
+	RemoteAddr string
+	// Header holds the request headers (HTTP request or websocket upgrade).
+	Header map[string][]string
+}
+
+// Batch is the result of processing one inbound batch.
+type Batch struct {
+	// Exchanges are the messages and their replies, in request order.
+	Exchanges []*Exchange
+	// Session is the session the batch belongs to, if one was resolved.
+	Session *Session
+	ended   bool
+}
+
+// End ends the batch. Until then, events queued for Session are kept for
+// the response to this batch (the transport may Take them); after, they
+// wake a held connect or the push connection. Call End exactly once, after
+// taking piggybacked events and before holding a connect.
+func (b *Batch) End() {
+	if b.Session != nil && !b.ended {
+		b.ended = true
+		b.Session.endBatch()
+	}
+}
+
+// Process handles msgs in order, one reply each. Handshake and connect
+// replies that are final are completed by the transport: a connect
+// exchange with Hold > 0 may be held (Session.Park) or completed now
+// (Session.Complete); other replies are final when Process returns.
+// Call Batch.End when done.
+func (e *Engine) Process(ctx context.Context, c *Client, msgs []bayeux.Message) *Batch {
+	now := time.Now()
+	b := &Batch{Exchanges: make([]*Exchange, len(msgs))}
+	for i := range msgs {
+		m := &msgs[i]
+		x := &Exchange{Request: m, Reply: replyTo(m), Client: c, Received: now}
+		b.Exchanges[i] = x
+		if m.Channel != bayeux.MetaHandshake {
+			if s := e.resolve(c, m); s != nil {
+				x.Session = s
+				if b.Session == nil {
+					b.Session = s
+					s.beginBatch()
+				}
+			}
+		}
+		e.handle(ctx, x)
+		if !x.IsConnect() || !x.Reply.Successful {
+			e.outgoing(x)
+		}
+	}
+	return b
+}
+
+// resolve finds the session a message belongs to: for push transports the
+// connection's session, for HTTP the clientId's session if the browser
+// cookie matches.
+func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
+	if m.ClientID == "" {
+		return nil
+	}
+	if c.Bound != nil && !c.Bound.Closed() {
+		if c.Bound.id != m.ClientID {
+			return nil
+		}
+		return c.Bound
+	}
+	s := e.Session(m.ClientID)
+	if s == nil {
+		return nil
+	}
+	if c.Push {
+		// A new connection resuming a session (reconnect, page reload).
+		if c.Bound != nil {
+			c.Bound.Detach(c.Conn)
+		}
+		c.Bound = s
+		s.Attach(c.Conn)
+		return s
+	}
+	if !c.TrustSession && (c.Browser == "" || c.Browser != s.browser) {
+		return nil
+	}
+	return s
+}
+
+func (e *Engine) handle(ctx context.Context, x *Exchange) {
+	m := x.Request
+	if err := m.Invalid(); err != nil {
+		x.Reply.Fail(err)
+		return
+	}
+	if m.Channel == "" {
+		x.Reply.Fail(bayeux.ErrChannelMissing)
+		return
+	}
+	for _, ext := range e.extensions {
+		if err := ext.Incoming(x); err != nil {
+			var be *bayeux.Error
+			if !errors.As(err, &be) {
+				be = bayeux.ErrMessageDeleted
+			}
+			x.Reply.Fail(be)
+			return
+		}
+	}
+	if x.Session != nil {
+		x.Session.touch()
+	}
+	switch m.Channel {
+	case bayeux.MetaHandshake:
+		e.handshake(ctx, x)
+	case bayeux.MetaConnect:
+		e.connect(x)
+	case bayeux.MetaSubscribe:
+		e.subscribe(ctx, x)
+	case bayeux.MetaUnsubscribe:
+		e.unsubscribeMeta(x)
+	case bayeux.MetaDisconnect:
+		e.disconnect(x)
+	default:
+		e.publish(ctx, x)
+	}
+}
+
+var errShuttingDown = &bayeux.Error{Code: 503, Message: "server_shutting_down", Reconnect: bayeux.ReconnectHandshake}
+
+func (e *Engine) handshake(ctx context.Context, x *Exchange) {
+	m, r, c := x.Request, x.Reply, x.Client
+	if e.closing.Load() {
+		r.Fail(errShuttingDown)
+		r.Advice.Interval = 1000
+		return
+	}
+	s := newSession(e, c)
+	if err := e.policy.CanHandshake(ctx, s, m); err != nil {
+		r.Fail(e.denial(err, bayeux.ErrHandshakeDenied, "handshake"))
+		if r.Advice == nil {
+			r.Advice = bayeux.NewAdvice(bayeux.ReconnectNone)
+		}
+		return
+	}
+	if e.cfg.Ack && ackRequested(m.Ext) {
+		s.ack = &ackState{}
+		s.deliverOnly = true
+		r.ExtFields = append(r.ExtFields, bayeux.ExtField{Key: "ack", Value: []byte("true")})
+	}
+	if c.DeliverOnly {
+		s.deliverOnly = true
+	}
+	e.sessionsMu.Lock()
+	e.sessions[s.id] = s
+	e.sessionsMu.Unlock()
+	e.stats.Handshakes.Add(1)
+	x.Session = s
+	r.ClientID = s.id
+	r.Version = "1.0"
+	r.MinimumVersion = "1.0"
+	r.SupportedConnectionTypes = e.cfg.ConnectionTypes
+	r.Advice = &bayeux.Advice{Reconnect: bayeux.ReconnectRetry, Interval: e.cfg.Interval.Milliseconds(), Timeout: e.cfg.Timeout.Milliseconds(), MaxInterval: -1}
+	if c.Push {
+		if c.Bound != nil {
+			c.Bound.Detach(c.Conn)
+		}
+		c.Bound = s
+		s.Attach(c.Conn)
+	}
+	e.listenersMu.RLock()
+	added := e.added
+	e.listenersMu.RUnlock()
+	for _, fn := range added {
+		fn(s)
+	}
+}
+
+var unknownConnect = &bayeux.Advice{Reconnect: bayeux.ReconnectHandshake, Interval: 0, Timeout: -1, MaxInterval: -1}
+
+func (e *Engine) connect(x *Exchange) {
+	m, r, s, c := x.Request, x.Reply, x.Session, x.Client
+	if s == nil {
+		r.Fail(bayeux.ErrSessionUnknown)
+		a := *unknownConnect
+		r.Advice = &a
+		return
+	}
+	hold := e.cfg.Timeout
+	s.mu.Lock()
+	first := s.state == StateHandshaken
+	if first {
+		s.state = StateConnected
+	}
+	s.transport = c.Transport
+	s.deliverOnly = e.cfg.MetaConnectDeliverOnly || s.ack != nil || c.DeliverOnly
+	if a := m.Advice; a != nil {
+		if a.Timeout >= 0 {
+			hold = time.Duration(a.Timeout) * time.Millisecond
+		}
+		if a.Interval >= 0 {
+			s.interval = a.Interval
+		}
+	}
+	if s.ack != nil {
+		if id, ok := ackID(m.Ext); ok {
+			if lost := s.ack.acknowledge(id); len(lost) > 0 {
+				s.queue.PushFront(lost)
+				hold = 0
+			}
+		}
+	}
+	if first || s.queue.Len() > 0 && (s.deliverOnly || !c.Push) {
+		hold = 0
+	}
+	interval := e.cfg.Interval.Milliseconds()
+	if s.interval >= 0 {
+		interval = s.interval
+	}
+	s.mu.Unlock()
+	if m.Advice != nil {
+		r.Advice = &bayeux.Advice{Reconnect: bayeux.ReconnectRetry, Interval: interval, Timeout: e.cfg.Timeout.Milliseconds(), MaxInterval: -1}
+	}
+	x.Hold = hold
+}
+
+func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
+	m, r, s := x.Request, x.Reply, x.Session
+	r.Subscription = m.Subscription
+	if s == nil {
+		r.Fail(bayeux.ErrSessionUnknown)
+		return
+	}
+	names, perr := m.Subscriptions()
+	if perr != nil {
+		r.Fail(perr)
+		return
+	}
+	for _, raw := range names {
+		name, _, ok := bayeux.ParseChannel(raw)
+		if !ok {
+			r.Fail(bayeux.ErrSubscriptionInvalid)
+			return
+		}
+		if bayeux.KindOf(name) == bayeux.KindService {
+			continue // a no-op, as in CometD: service messages are never broadcast
+		}
+		if !e.channels.exists(name) {
+			if err := e.policy.CanCreate(ctx, s, name, m); err != nil {
+				r.Fail(e.denial(err, bayeux.ErrCreateDenied, "create"))
+				return
+			}
+		}
+		if err := e.policy.CanSubscribe(ctx, s, name, m); err != nil {
+			r.Fail(e.denial(err, bayeux.ErrSubscribeDenied, "subscribe"))
+			return
+		}
+		if !s.addSub(name) {
+			r.Fail(errSubscribeFailed)
+			return
+		}
+		n := e.channels.subscribe(name, s)
+		if s.Closed() { // removed meanwhile: do not leave it behind
+			e.unsubscribe(s, name)
+			r.Fail(errSubscribeFailed)
+			return
+		}
+		e.notifySubscribed(s, name, n)
+	}
+}
+
+var errSubscribeFailed = &bayeux.Error{Code: 403, Message: "subscribe_failed"}
+
+func (e *Engine) unsubscribeMeta(x *Exchange) {
+	m, r, s := x.Request, x.Reply, x.Session
+	r.Subscription = m.Subscription
+	if s == nil {
+		r.Fail(bayeux.ErrSessionUnknown)
+		return
+	}
+	names, perr := m.Subscriptions()
+	if perr != nil {
+		r.Fail(perr)
+		return
+	}
+	for _, raw := range names {
+		name, _, ok := bayeux.ParseChannel(raw)
+		if !ok {
+			r.Fail(bayeux.ErrSubscriptionInvalid)
+			return
+		}
+		switch bayeux.KindOf(name) {
+		case bayeux.KindMeta:
+			r.Fail(bayeux.ErrUnsubscribeFailed)
+			return
+		case bayeux.KindService:
+			continue
+		}
+		if !e.channels.exists(name) {
+			r.Fail(bayeux.ErrChannelMissing)
+			return
+		}
+		s.removeSub(name)
+		e.unsubscribe(s, name)
+	}
+}
+
+// unsubscribe removes s from channel name and tells the listeners.
+func (e *Engine) unsubscribe(s *Session, name string) {
+	if was, n := e.channels.unsubscribe(name, s); was {
+		e.listenersMu.RLock()
+		ls := e.subs
+		e.listenersMu.RUnlock()
+		for _, l := range ls {
+			l.Unsubscribed(s, name, n)
+		}
+	}
+}
+
+func (e *Engine) notifySubscribed(s *Session, name string, n int) {
+	e.listenersMu.RLock()
+	ls := e.subs
+	e.listenersMu.RUnlock()
+	for _, l := range ls {
+		l.Subscribed(s, name, n)
+	}
+}
+
+func (e *Engine) disconnect(x *Exchange) {
+	if x.Session == nil {
+		x.Reply.Fail(bayeux.ErrSessionUnknown)
+		return
+	}
+	e.removeSession(x.Session, CloseDisconnect)
+}

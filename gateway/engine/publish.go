@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+)
+
+// PublishHandler is called for a client's publish to a channel matching the
+// pattern it was registered for, after the security checks and before any
+// fan-out. It may change m.Data (the subscribers then get the new data).
+// Returning an error fails the publish: a *bayeux.Error is sent as is, any
+// other error as 404::message_deleted. Handlers run on the client's request
+// path; one that waits on a backend must honour ctx, and one that answers
+// later (a remote call) should return at once and Deliver the answer.
+type PublishHandler func(ctx context.Context, s *Session, m *bayeux.Message) error
+
+type publishHandler struct {
+	pattern string
+	fn      PublishHandler
+}
+
+// HandlePublish registers fn for publishes on channels matching pattern
+// ("/service/echo", "/chat/*", "/service/**"). Handlers of all matching
+// patterns run, in registration order.
+func (e *Engine) HandlePublish(pattern string, fn PublishHandler) error {
+	name, _, ok := bayeux.ParseChannel(pattern)
+	if !ok {
+		return fmt.Errorf("engine: invalid channel pattern %q", pattern)
+	}
+	e.listenersMu.Lock()
+	defer e.listenersMu.Unlock()
+	e.publishers = append(e.publishers, publishHandler{name, fn})
+	return nil
+}
+
+// OnSessionAdded registers fn to run after each successful handshake.
+func (e *Engine) OnSessionAdded(fn func(*Session)) {
+	e.listenersMu.Lock()
+	defer e.listenersMu.Unlock()
+	e.added = append(e.added, fn)
+}
+
+// OnSessionRemoved registers fn to run after a session is removed, for any
+// reason.
+func (e *Engine) OnSessionRemoved(fn func(*Session, CloseReason)) {
+	e.listenersMu.Lock()
+	defer e.listenersMu.Unlock()
+	e.removed = append(e.removed, fn)
+}
+
+// SubscriptionListener is told about every subscription change, with the
+// channel's subscriber count after the change (so 1 means "first" and 0
+// "last"). Methods are called without engine locks held.
+type SubscriptionListener interface {
+	Subscribed(s *Session, channel string, subscribers int)
+	Unsubscribed(s *Session, channel string, subscribers int)
+}
+
+// AddSubscriptionListener registers l.
+func (e *Engine) AddSubscriptionListener(l SubscriptionListener) {
+	e.listenersMu.Lock()
+	defer e.listenersMu.Unlock()
+	e.subs = append(e.subs, l)
+}
+
+// Subscribers returns the number of sessions subscribed to channel name
+// (exactly that name, not wildcards matching it).
+func (e *Engine) Subscribers(name string) int { return e.channels.count(name) }
+
+// Channels lists the known channels (meta channels excluded).
+func (e *Engine) Channels() []ChannelInfo { return e.channels.list() }
+
+func (e *Engine) publish(ctx context.Context, x *Exchange) {
+	m, r, s := x.Request, x.Reply, x.Session
+	if s == nil {
+		r.Fail(bayeux.ErrSessionUnknown)
+		return
+	}
+	name, wild, ok := bayeux.ParseChannel(m.Channel)
+	if !ok || wild != bayeux.NotWild {
+		r.Fail(bayeux.ErrChannelInvalid)
+		return
+	}
+	kind := bayeux.KindOf(name)
+	if kind != bayeux.KindService && !e.channels.exists(name) {
+		if err := e.policy.CanCreate(ctx, s, name, m); err != nil {
+			r.Fail(e.denial(err, bayeux.ErrChannelCreateDenied, "create"))
+			return
+		}
+		e.channels.create(name)
+	}
+	if err := e.policy.CanPublish(ctx, s, name, m); err != nil {
+		r.Fail(e.denial(err, bayeux.ErrPublishDenied, "publish"))
+		return
+	}
+	if err := e.runHandlers(ctx, s, name, m); err != nil {
+		r.Fail(err)
+		return
+	}
+	if kind == bayeux.KindService {
+		return
+	}
+	e.broadcast(s, name, m.Data, m.Ext)
+}
+
+func (e *Engine) runHandlers(ctx context.Context, s *Session, name string, m *bayeux.Message) *bayeux.Error {
+	e.listenersMu.RLock()
+	hs := e.publishers
+	e.listenersMu.RUnlock()
+	for _, h := range hs {
+		if !bayeux.Match(h.pattern, name) {
+			continue
+		}
+		if err := e.callHandler(ctx, h.fn, s, m); err != nil {
+			var be *bayeux.Error
+			if errors.As(err, &be) {
+				return be
+			}
+			e.log.Debug("publish handler rejected message", "channel", name, "err", err)
+			return bayeux.ErrMessageDeleted
+		}
+	}
+	return nil
+}
+
+// callHandler runs fn, turning a panic into an error for this message only.
+func (e *Engine) callHandler(ctx context.Context, fn PublishHandler, s *Session, m *bayeux.Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("publish handler panicked", "channel", m.Channel, "panic", p)
+			err = bayeux.ErrInternal
+		}
+	}()
+	return fn(ctx, s, m)
+}
+
+// ErrInvalidChannel is returned by Publish for a name that is not a valid
+// broadcast channel.
+var ErrInvalidChannel = errors.New("engine: not a valid broadcast channel")
+
+// Publish broadcasts data (and ext, which may be nil) on channel from the
+// server side and returns how many sessions it was queued for. The channel
+// must be a valid, non-wildcard broadcast channel.
+func (e *Engine) Publish(channel string, data, ext json.RawMessage) (int, error) {
+	name, wild, ok := bayeux.ParseChannel(channel)
+	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) != bayeux.KindBroadcast {
+		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, channel)
+	}
+	return e.broadcast(nil, name, data, ext), nil
+}
+
+var sessionSlices = sync.Pool{New: func() any { s := make([]*Session, 0, 64); return &s }}
+
+// broadcast encodes {channel, data, ext} once (never the publisher's id or
+// clientId) and queues the same bytes for every matching subscriber.
+func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage) int {
+	out := bayeux.Message{Channel: name, Data: data, Ext: ext}
+	b := bayeux.AppendMessage(make([]byte, 0, 32+len(name)+len(data)+len(ext)), &out)
+	return e.Fanout(name, b, from)
+}
+
+// Fanout queues an encoded message for every session subscribed to a
+// pattern matching channel name, each once, skipping from when the
+// publisher must not get its own broadcasts. b is shared: it must never be
+// modified afterwards.
+func (e *Engine) Fanout(name string, b []byte, from *Session) int {
+	e.stats.Published.Add(1)
+	p := sessionSlices.Get().(*[]*Session)
+	subs := e.channels.match(name, (*p)[:0])
+	n := 0
+	for _, s := range subs {
+		if s == from && e.cfg.NoBroadcastToPublisher {
+			continue
+		}
+		s.enqueue(b)
+		n++
+	}
+	clear(subs)
+	*p = subs[:0]
+	sessionSlices.Put(p)
+	e.stats.Delivered.Add(int64(n))
+	return n
+}

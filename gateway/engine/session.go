@@ -1,0 +1,566 @@
+package engine
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/gateway/internal/queue"
+)
+
+// State is the lifecycle state of a Session.
+type State uint8
+
+// Session states: a session is handshaken until its first successful
+// connect, then connected until it is closed.
+const (
+	StateHandshaken State = iota
+	StateConnected
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateHandshaken:
+		return "handshaken"
+	case StateConnected:
+		return "connected"
+	}
+	return "closed"
+}
+
+// CloseReason says why a session ended.
+type CloseReason uint8
+
+// Close reasons.
+const (
+	CloseDisconnect CloseReason = iota + 1 // the client sent /meta/disconnect
+	CloseExpired                           // no connect within interval+maxInterval
+	CloseSlow                              // its queue overflowed
+	CloseServer                            // the server (an API call, a policy) disconnected it
+	CloseShutdown                          // the gateway is shutting down
+)
+
+func (r CloseReason) String() string {
+	switch r {
+	case CloseDisconnect:
+		return "disconnect"
+	case CloseExpired:
+		return "expired"
+	case CloseSlow:
+		return "slow"
+	case CloseServer:
+		return "server"
+	case CloseShutdown:
+		return "shutdown"
+	}
+	return "none"
+}
+
+// Conn is implemented by a push transport (websocket) attached to a
+// session.
+type Conn interface {
+	// Wake tells the connection that the session has something for it:
+	// queued messages, a held connect that is due, or its end. It is called
+	// without engine locks held and must not block; the connection answers
+	// by calling Session.Pull (usually from another goroutine).
+	Wake()
+}
+
+// holdEnd says why a held connect ended.
+type holdEnd uint8
+
+const (
+	holdActive holdEnd = iota
+	holdTimeout
+	holdMessages
+	holdSuperseded
+	holdClosed
+	holdGone // the client went away (HTTP request cancelled)
+)
+
+// Hold is a /meta/connect that a transport is holding open.
+type Hold struct {
+	x    *Exchange
+	wake chan struct{} // 1-buffered, signalled when the hold should end
+	end  holdEnd       // guarded by the session's mu
+}
+
+// Wake returns a channel that receives when the hold should end early.
+func (h *Hold) Wake() <-chan struct{} { return h.wake }
+
+// Exchange returns the held connect.
+func (h *Hold) Exchange() *Exchange { return h.x }
+
+// Session is one Bayeux client session. Its methods are safe for
+// concurrent use.
+type Session struct {
+	id      string
+	e       *Engine
+	created time.Time
+	browser string // BAYEUX_BROWSER value it was created under, "" if none
+	remote  string
+
+	mu sync.Mutex // guards every field below
+	// state and why it closed
+	state  State
+	reason CloseReason
+	// queued encoded messages, shared read-only
+	queue queue.Queue
+	// subscribed channel names
+	subs map[string]struct{}
+	// push connection, if any
+	conn Conn
+	// held connect, if any
+	held *Hold
+	// when the session expires if no connect is held
+	expireAt time.Time
+	// >0 while one of its own requests is being processed
+	batching int
+	// events travel only with connect replies
+	deliverOnly bool
+	// acknowledged-delivery state, nil when the extension is off
+	ack *ackState
+	// client-requested advice interval (ms), -1 for none
+	interval int64
+	// connection type of the last connect
+	transport string
+	user      string
+	attrs     map[string]any
+}
+
+func newSession(e *Engine, c *Client) *Session {
+	now := time.Now()
+	return &Session{
+		id:          newID(20),
+		e:           e,
+		created:     now,
+		browser:     c.Browser,
+		remote:      c.RemoteAddr,
+		transport:   c.Transport,
+		deliverOnly: e.cfg.MetaConnectDeliverOnly,
+		interval:    -1,
+		expireAt:    now.Add(e.cfg.Interval + e.cfg.MaxInterval),
+	}
+}
+
+// ID returns the session's clientId.
+func (s *Session) ID() string { return s.id }
+
+// Browser returns the BAYEUX_BROWSER cookie value the session belongs to.
+func (s *Session) Browser() string { return s.browser }
+
+// RemoteAddr returns the address of the client that handshook.
+func (s *Session) RemoteAddr() string { return s.remote }
+
+// Created returns when the session handshook.
+func (s *Session) Created() time.Time { return s.created }
+
+// State returns the session's lifecycle state.
+func (s *Session) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Transport returns the connection type the session last used.
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.transport
+}
+
+// QueueLen returns how many messages wait to be sent.
+func (s *Session) QueueLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue.Len()
+}
+
+// Subscriptions returns the channels the session is subscribed to.
+func (s *Session) Subscriptions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]string, 0, len(s.subs))
+	for ch := range s.subs {
+		list = append(list, ch)
+	}
+	return list
+}
+
+// User returns the user identity bound to the session, or "".
+func (s *Session) User() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.user
+}
+
+// SetUser binds the session to a user identity ("" unbinds), so that
+// Engine.UserSessions finds it.
+func (s *Session) SetUser(user string) {
+	s.mu.Lock()
+	old := s.user
+	s.user = user
+	closed := s.state == StateClosed
+	s.mu.Unlock()
+	if !closed && old != user {
+		s.e.bindUser(s, old, user)
+	}
+}
+
+// Set stores an attribute on the session, for extensions and handlers.
+func (s *Session) Set(key string, value any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attrs == nil {
+		s.attrs = make(map[string]any)
+	}
+	s.attrs[key] = value
+}
+
+// Get returns an attribute stored with Set, or nil.
+func (s *Session) Get(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attrs[key]
+}
+
+// Disconnect ends the session from the server side: a held connect is
+// answered with a /meta/disconnect message and reconnect advice "none".
+func (s *Session) Disconnect() {
+	disc := bayeux.AppendMessage(nil, &bayeux.Message{Channel: bayeux.MetaDisconnect, Reply: true, Successful: true})
+	s.enqueue(disc)
+	s.e.removeSession(s, CloseServer)
+}
+
+// Deliver queues m for this session alone (narrowcast), whatever its
+// subscriptions; m is encoded at once and may be reused after return.
+// The reply to a remote call is a Deliver on the request's channel with
+// the request's id.
+func (s *Session) Deliver(m *bayeux.Message) {
+	s.enqueue(bayeux.AppendMessage(nil, m))
+}
+
+// DeliverData is Deliver of {channel, data, id}.
+func (s *Session) DeliverData(channel string, data json.RawMessage, id string) {
+	s.Deliver(&bayeux.Message{Channel: channel, Data: data, ID: id})
+}
+
+// enqueue queues an encoded message and wakes whoever should send it. A
+// session whose queue overflows is disconnected as slow.
+func (s *Session) enqueue(b []byte) {
+	s.mu.Lock()
+	if s.state == StateClosed {
+		s.mu.Unlock()
+		return
+	}
+	if !s.queue.Push(b, s.e.cfg.MaxQueue, s.e.cfg.MaxQueueBytes) {
+		s.mu.Unlock()
+		s.e.stats.Dropped.Add(1)
+		s.e.log.Info("session queue full, disconnecting slow client", "session", s.id, "maxQueue", s.e.cfg.MaxQueue)
+		s.e.removeSession(s, CloseSlow)
+		return
+	}
+	conn := s.notifyLocked()
+	s.mu.Unlock()
+	if conn != nil {
+		conn.Wake()
+	}
+}
+
+// notifyLocked signals a held connect or returns the push connection to
+// wake, unless one of the session's own requests is being processed (its
+// response will carry the events).
+func (s *Session) notifyLocked() Conn {
+	if s.batching > 0 {
+		return nil
+	}
+	if s.conn != nil {
+		return s.conn
+	}
+	if s.held != nil && s.queue.Len() > 0 {
+		s.endHoldLocked(holdMessages)
+	}
+	return nil
+}
+
+func (s *Session) endHoldLocked(why holdEnd) {
+	h := s.held
+	if h == nil || h.end != holdActive {
+		return
+	}
+	h.end = why
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Attach binds a push connection to the session (websocket); messages are
+// then signalled through c.Wake. It replaces any previous connection.
+func (s *Session) Attach(c Conn) {
+	s.mu.Lock()
+	s.conn = c
+	closed := s.state == StateClosed
+	pending := s.queue.Len() > 0
+	s.mu.Unlock()
+	if pending || closed {
+		c.Wake()
+	}
+}
+
+// Detach unbinds c if it is still the session's connection and drops its
+// held connect; the session then expires after maxInterval unless a new
+// connection resumes it.
+func (s *Session) Detach(c Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != c {
+		return
+	}
+	s.conn = nil
+	if s.held != nil {
+		s.held.end = holdGone
+		s.held = nil
+	}
+	s.extendLocked(time.Now(), s.e.cfg.Interval+s.e.cfg.MaxInterval)
+}
+
+// Park holds connect exchange x. A connect already held is superseded: an
+// HTTP transport answers it with an error status, a push transport drops
+// it. The caller must end the hold with Unpark (HTTP) or let Pull take it
+// (push).
+func (s *Session) Park(x *Exchange) *Hold {
+	h := &Hold{x: x, wake: make(chan struct{}, 1)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held != nil {
+		s.endHoldLocked(holdSuperseded)
+	}
+	s.held = h
+	switch {
+	case s.state == StateClosed:
+		s.endHoldLocked(holdClosed)
+	case s.queue.Len() > 0 && s.batching == 0:
+		s.endHoldLocked(holdMessages)
+	}
+	return h
+}
+
+// HoldExpired marks h as timed out (push transports call it from a timer)
+// and reports whether the connection should be woken to answer it.
+func (s *Session) HoldExpired(h *Hold) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held != h || h.end != holdActive {
+		return false
+	}
+	h.end = holdTimeout
+	return true
+}
+
+// Unpark ends hold h for an HTTP transport and reports whether it was
+// superseded by a newer connect (the caller then answers with an error
+// status instead of a reply). gone tells that the client went away.
+func (s *Session) Unpark(h *Hold, gone bool) (superseded bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h.end == holdSuperseded {
+		return true
+	}
+	if s.held == h {
+		s.held = nil
+	}
+	if h.end == holdActive {
+		h.end = holdTimeout
+		if gone {
+			h.end = holdGone
+		}
+	}
+	if h.end == holdGone {
+		s.extendLocked(time.Now(), s.e.cfg.Interval+s.e.cfg.MaxInterval)
+	}
+	return false
+}
+
+// Complete finishes a connect exchange that was answered now or whose hold
+// ended: it appends the queued events to dst (all of them, for HTTP) and
+// returns dst; the reply is then final and carries the ack batch id, the
+// advice the end calls for, and extension fields. Call it right before
+// writing the response.
+func (s *Session) Complete(x *Exchange, dst [][]byte, maxBytes int) [][]byte {
+	s.mu.Lock()
+	end := holdTimeout
+	if h := s.held; h != nil && h.x == x {
+		end = h.end
+		s.held = nil
+	}
+	dst = s.completeLocked(x, end, dst, maxBytes)
+	s.mu.Unlock()
+	s.e.outgoing(x)
+	return dst
+}
+
+func (s *Session) completeLocked(x *Exchange, end holdEnd, dst [][]byte, maxBytes int) [][]byte {
+	if maxBytes <= 0 {
+		maxBytes = s.e.cfg.MaxQueueBytes
+	}
+	n := len(dst)
+	dst = s.queue.Take(dst, 0, maxBytes)
+	if s.ack != nil {
+		s.ack.sent(x.Reply, dst[n:])
+	}
+	switch {
+	case s.state == StateClosed && s.reason == CloseShutdown:
+		x.Reply.Advice = &bayeux.Advice{Reconnect: bayeux.ReconnectHandshake, Interval: 1000, Timeout: -1, MaxInterval: -1}
+	case s.state == StateClosed:
+		x.Reply.Advice = bayeux.NewAdvice(bayeux.ReconnectNone)
+	default:
+		s.extendLocked(time.Now(), s.e.cfg.Interval+s.e.cfg.MaxInterval)
+	}
+	_ = end
+	return dst
+}
+
+// Pull is called by a push transport after Wake. It returns the queued
+// events to write (at most max messages and about maxBytes; max <= 0 means
+// no count limit) and, when the held connect is due, its exchange, whose
+// reply must follow the events. In deliver-only mode (ack extension,
+// metaConnectDeliverOnly) events come only together with a connect.
+func (s *Session) Pull(dst [][]byte, max, maxBytes int) ([][]byte, *Exchange) {
+	s.mu.Lock()
+	h := s.held
+	if h != nil && h.end == holdActive && (s.state == StateClosed || s.deliverOnly && s.queue.Len() > 0) {
+		h.end = holdMessages
+	}
+	if h != nil && h.end != holdActive {
+		s.held = nil
+		dst = s.completeLocked(h.x, h.end, dst, maxBytes)
+		s.mu.Unlock()
+		s.e.outgoing(h.x)
+		return dst, h.x
+	}
+	if !s.deliverOnly {
+		dst = s.queue.Take(dst, max, maxBytes)
+	}
+	s.mu.Unlock()
+	return dst, nil
+}
+
+// Take removes queued events for a response that piggybacks them (an HTTP
+// reply to the session's own non-connect request). It returns nothing in
+// deliver-only mode.
+func (s *Session) Take(dst [][]byte, maxBytes int) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deliverOnly {
+		return dst
+	}
+	return s.queue.Take(dst, 0, maxBytes)
+}
+
+// Closed reports whether the session has ended.
+func (s *Session) Closed() bool { return s.State() == StateClosed }
+
+func (s *Session) beginBatch() {
+	s.mu.Lock()
+	s.batching++
+	s.mu.Unlock()
+}
+
+// endBatch ends request processing; unless the transport drains the queue
+// itself, whoever waits for messages is woken.
+func (s *Session) endBatch() {
+	s.mu.Lock()
+	s.batching--
+	var conn Conn
+	if s.batching == 0 && s.queue.Len() > 0 {
+		conn = s.notifyLocked()
+	}
+	s.mu.Unlock()
+	if conn != nil {
+		conn.Wake()
+	}
+}
+
+// touch pushes expiry to at least now+maxInterval: any message is a sign
+// of life.
+func (s *Session) touch() {
+	s.mu.Lock()
+	s.extendLocked(time.Now(), s.e.cfg.MaxInterval)
+	s.mu.Unlock()
+}
+
+func (s *Session) extendLocked(now time.Time, d time.Duration) {
+	if s.interval > 0 {
+		d += time.Duration(s.interval) * time.Millisecond
+	}
+	if t := now.Add(d); t.After(s.expireAt) {
+		s.expireAt = t
+	}
+}
+
+func (s *Session) expired(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state != StateClosed && s.held == nil && now.After(s.expireAt)
+}
+
+// close marks the session closed and wakes a held connect or push
+// connection. It reports false if it was already closed.
+func (s *Session) close(reason CloseReason) bool {
+	s.mu.Lock()
+	if s.state == StateClosed {
+		s.mu.Unlock()
+		return false
+	}
+	s.state = StateClosed
+	s.reason = reason
+	s.endHoldLocked(holdClosed)
+	conn := s.conn
+	s.mu.Unlock()
+	if conn != nil {
+		conn.Wake()
+	}
+	return true
+}
+
+// CloseReason returns why the session closed, or 0 while it is open.
+func (s *Session) CloseReason() CloseReason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reason
+}
+
+func (s *Session) shutdown() { s.e.removeSession(s, CloseShutdown) }
+
+func (s *Session) takeSubscriptions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]string, 0, len(s.subs))
+	for ch := range s.subs {
+		list = append(list, ch)
+	}
+	s.subs = nil
+	return list
+}
+
+func (s *Session) addSub(ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == StateClosed {
+		return false
+	}
+	if s.subs == nil {
+		s.subs = make(map[string]struct{})
+	}
+	s.subs[ch] = struct{}{}
+	return true
+}
+
+func (s *Session) removeSub(ch string) {
+	s.mu.Lock()
+	delete(s.subs, ch)
+	s.mu.Unlock()
+}

@@ -1,0 +1,209 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway/demo"
+	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/gateway/ext"
+	"github.com/cometgate/cometgate/gateway/transport"
+)
+
+// Option sets a programmatic hook of the Server.
+type Option interface{ apply(*Server) }
+
+type optionFunc func(*Server)
+
+func (f optionFunc) apply(s *Server) { f(s) }
+
+// WithLogger sets the server's logger. Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(s *Server) { s.log = l }) }
+
+// WithEngineOptions passes options (policy, extensions) to the engine.
+func WithEngineOptions(opts ...engine.Option) Option {
+	return optionFunc(func(s *Server) { s.engineOpts = append(s.engineOpts, opts...) })
+}
+
+// Server is a running Cometgate node.
+type Server struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	engineOpts []engine.Option
+
+	engine    *engine.Engine
+	transport *transport.Handler
+	chat      *demo.Chat
+	mux       *http.ServeMux
+	http      *http.Server
+
+	mu       sync.Mutex // guards listener, serveErr
+	listener net.Listener
+	serveErr chan error
+}
+
+// New builds a Server from cfg, which must have been validated (as
+// config.Load does). Nothing is started.
+func New(cfg *config.Config, opts ...Option) (*Server, error) {
+	s := &Server{cfg: cfg, log: slog.Default()}
+	for _, o := range opts {
+		o.apply(s)
+	}
+	b := cfg.Bayeux
+	eopts := []engine.Option{engine.WithLogger(s.log)}
+	if *cfg.Extensions.Timesync {
+		eopts = append(eopts, engine.WithExtension(&ext.Timesync{}))
+	}
+	eopts = append(eopts, s.engineOpts...)
+	s.engine = engine.New(engine.Config{
+		Timeout:                b.Timeout.D(),
+		Interval:               b.Interval.D(),
+		MaxInterval:            b.MaxInterval.D(),
+		SweepPeriod:            b.SweepPeriod.D(),
+		MaxQueue:               b.MaxQueue,
+		MaxQueueBytes:          b.MaxQueueBytes,
+		NoBroadcastToPublisher: !*b.BroadcastToPublisher,
+		MetaConnectDeliverOnly: b.MetaConnectDeliverOnly,
+		ConnectionTypes:        b.ConnectionTypes,
+		Ack:                    *cfg.Extensions.Ack,
+	}, eopts...)
+	ws := cfg.Transports.WebSocket
+	s.transport = transport.NewHandler(s.engine, transport.Config{
+		ConnectionTypes:    b.ConnectionTypes,
+		MaxRequestBytes:    cfg.Limits.MaxRequestBytes,
+		MaxBatch:           cfg.Limits.MaxBatch,
+		TrustClientSession: b.TrustClientSession,
+		Cookie: transport.CookieConfig{
+			Name: cfg.Cookie.Name, Path: cfg.Cookie.Path, Domain: cfg.Cookie.Domain, MaxAge: cfg.Cookie.MaxAge,
+			Secure: cfg.Cookie.Secure, HTTPOnly: *cfg.Cookie.HTTPOnly, SameSite: cfg.Cookie.SameSite,
+		},
+		MaxSessionsPerBrowser:  b.MaxSessionsPerBrowser,
+		MultiSessionInterval:   b.MultiSessionInterval.D(),
+		DuplicateConnectStatus: b.DuplicateConnectStatus,
+		AllowedOrigins:         cfg.CORS.AllowedOrigins,
+		CORSMaxAge:             cfg.CORS.MaxAge.D(),
+		CallbackParameter:      cfg.Transports.CallbackPolling.CallbackParameter,
+		MaxCallbackLength:      cfg.Transports.CallbackPolling.MaxCallbackLength,
+		WebSocket: transport.WebSocketConfig{
+			ReadBufferSize: ws.ReadBufferSize, WriteBufferSize: ws.WriteBufferSize,
+			PingInterval: ws.PingInterval.D(), IdleTimeout: ws.IdleTimeout.D(), WriteTimeout: ws.WriteTimeout.D(),
+			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes,
+			Subprotocol: ws.Subprotocol, Compression: ws.Compression,
+		},
+		Logger: s.log,
+	})
+	s.mux = http.NewServeMux()
+	s.mux.Handle(cfg.Path, s.transport)
+	s.mux.Handle(cfg.Path+"/", s.transport)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	if *cfg.Demo.Enabled {
+		chat, err := demo.Register(s.engine)
+		if err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+		s.chat = chat
+		s.mux.Handle("/", demo.Handler())
+	}
+	s.http = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Engine returns the protocol engine, for embedding programs and tests.
+func (s *Server) Engine() *engine.Engine { return s.engine }
+
+// Handler returns the server's HTTP handler (Bayeux endpoint, health, demo).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.engine.Closing() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("shutting down\n"))
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// Start listens on the configured address and serves in the background. If
+// any part fails to start, what was started is stopped and the error
+// returned.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.engine.Start(ctx); err != nil {
+		return fmt.Errorf("start engine: %w", err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		s.engine.Close(ctx)
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.mu.Lock()
+	s.listener = ln
+	s.serveErr = make(chan error, 1)
+	s.mu.Unlock()
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	s.log.Info("cometgate listening", "addr", ln.Addr().String(), "bayeux", s.cfg.Path, "demo", *s.cfg.Demo.Enabled)
+	return nil
+}
+
+// Addr returns the address the server listens on, once started.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return nil
+	}
+	return s.listener.Addr()
+}
+
+// Run starts the server and serves until ctx is cancelled or serving
+// fails, then shuts down within the configured shutdown timeout.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-s.serveErr:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.D())
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	return serveErr
+}
+
+// Shutdown stops the node in order: the engine answers every held connect
+// with advice to re-handshake, websocket connections are closed with 1001,
+// then the HTTP server stops accepting and waits for the requests in
+// flight, all within ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.log.Info("cometgate shutting down", "sessions", s.engine.SessionCount())
+	errEngine := s.engine.Close(ctx)
+	s.transport.Shutdown()
+	errHTTP := s.http.Shutdown(ctx)
+	if errHTTP != nil {
+		s.http.Close()
+	}
+	return errors.Join(errEngine, errHTTP)
+}

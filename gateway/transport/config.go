@@ -1,0 +1,129 @@
+package transport
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Connection type names.
+const (
+	WebSocket       = "websocket"
+	LongPolling     = "long-polling"
+	CallbackPolling = "callback-polling"
+)
+
+// Config holds the transport settings; zero values mean the defaults stated.
+type Config struct {
+	// ConnectionTypes are the transports served. Default all three.
+	ConnectionTypes []string
+	// MaxRequestBytes bounds a request body or frame. Default 256 KiB.
+	MaxRequestBytes int
+	// MaxBatch bounds messages per request or frame. Default 256.
+	MaxBatch int
+	// Cookie shapes the BAYEUX_BROWSER cookie.
+	Cookie CookieConfig
+	// TrustClientSession accepts a clientId without a matching cookie.
+	TrustClientSession bool
+	// MaxSessionsPerBrowser is how many long polls one browser may hold;
+	// -1 means unlimited. Default 1.
+	MaxSessionsPerBrowser int
+	// MultiSessionInterval is the interval advised to extra sessions of a
+	// browser; negative refuses them. Default 2s.
+	MultiSessionInterval time.Duration
+	// DuplicateConnectStatus ends a superseded held long poll. Default 500.
+	DuplicateConnectStatus int
+	// AllowedOrigins lists origins (or "*") allowed cross-origin.
+	AllowedOrigins []string
+	// CORSMaxAge is the preflight cache lifetime. Default 10m.
+	CORSMaxAge time.Duration
+	// CallbackParameter names the JSONP callback parameter. Default "jsonp".
+	CallbackParameter string
+	// MaxCallbackLength bounds the callback name. Default 64.
+	MaxCallbackLength int
+	// WebSocket tunes the websocket transport.
+	WebSocket WebSocketConfig
+	// Logger receives debug logs of bad input. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// CookieConfig shapes the BAYEUX_BROWSER cookie.
+type CookieConfig struct {
+	Name     string // default BAYEUX_BROWSER
+	Path     string // default "/"
+	Domain   string
+	MaxAge   int
+	Secure   bool // added on TLS requests only
+	HTTPOnly bool
+	SameSite string // "", lax, strict, none
+}
+
+// WebSocketConfig tunes the websocket transport.
+type WebSocketConfig struct {
+	ReadBufferSize   int           // default 1024
+	WriteBufferSize  int           // pooled; default 4096
+	PingInterval     time.Duration // default 25s
+	IdleTimeout      time.Duration // default 60s
+	WriteTimeout     time.Duration // default 10s
+	MessagesPerFrame int           // 0: unlimited
+	MaxFrameBytes    int           // default 64 KiB
+	Subprotocol      string        // required subprotocol, "" for none
+	Compression      bool
+}
+
+func (c *Config) setDefaults() {
+	if len(c.ConnectionTypes) == 0 {
+		c.ConnectionTypes = []string{WebSocket, LongPolling, CallbackPolling}
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = 256 << 10
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 256
+	}
+	if c.Cookie.Name == "" {
+		c.Cookie.Name = "BAYEUX_BROWSER"
+	}
+	if c.Cookie.Path == "" {
+		c.Cookie.Path = "/"
+	}
+	if c.MaxSessionsPerBrowser == 0 {
+		c.MaxSessionsPerBrowser = 1
+	}
+	if c.MultiSessionInterval == 0 {
+		c.MultiSessionInterval = 2 * time.Second
+	}
+	if c.DuplicateConnectStatus == 0 {
+		c.DuplicateConnectStatus = 500
+	}
+	if c.CORSMaxAge == 0 {
+		c.CORSMaxAge = 10 * time.Minute
+	}
+	if c.CallbackParameter == "" {
+		c.CallbackParameter = "jsonp"
+	}
+	if c.MaxCallbackLength == 0 {
+		c.MaxCallbackLength = 64
+	}
+	w := &c.WebSocket
+	if w.ReadBufferSize <= 0 {
+		w.ReadBufferSize = 1024
+	}
+	if w.WriteBufferSize <= 0 {
+		w.WriteBufferSize = 4096
+	}
+	if w.PingInterval <= 0 {
+		w.PingInterval = 25 * time.Second
+	}
+	if w.IdleTimeout <= 0 {
+		w.IdleTimeout = 60 * time.Second
+	}
+	if w.WriteTimeout <= 0 {
+		w.WriteTimeout = 10 * time.Second
+	}
+	if w.MaxFrameBytes <= 0 {
+		w.MaxFrameBytes = 64 << 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}

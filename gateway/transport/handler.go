@@ -1,0 +1,152 @@
+package transport
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/gorilla/websocket"
+)
+
+// Handler serves the Bayeux endpoint for one Engine over every enabled
+// transport.
+type Handler struct {
+	e        *engine.Engine
+	cfg      Config
+	browsers browsers
+	upgrader websocket.Upgrader
+	conns    connSet // open websocket connections, for shutdown
+	bufs     sync.Pool
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns a Handler serving e.
+func NewHandler(e *engine.Engine, cfg Config) *Handler {
+	cfg.setDefaults()
+	h := &Handler{
+		e:        e,
+		cfg:      cfg,
+		browsers: browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]int)},
+		conns:    connSet{m: make(map[*wsConn]struct{})},
+		bufs:     sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
+	}
+	h.upgrader = websocket.Upgrader{
+		ReadBufferSize:    cfg.WebSocket.ReadBufferSize,
+		WriteBufferSize:   cfg.WebSocket.WriteBufferSize,
+		WriteBufferPool:   &sync.Pool{},
+		EnableCompression: cfg.WebSocket.Compression,
+		CheckOrigin:       h.originAllowed,
+	}
+	if p := cfg.WebSocket.Subprotocol; p != "" {
+		h.upgrader.Subprotocols = []string{p}
+	}
+	return h
+}
+
+func (h *Handler) allowed(t string) bool { return slices.Contains(h.cfg.ConnectionTypes, t) }
+
+// ServeHTTP routes a request to its transport by shape.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodOptions:
+		h.preflight(w, r)
+	case websocket.IsWebSocketUpgrade(r) && h.allowed(WebSocket):
+		h.serveWebSocket(w, r)
+	case r.Method == http.MethodGet && h.allowed(CallbackPolling) && h.callback(r) != "":
+		h.servePoll(w, r, true)
+	case r.Method == http.MethodPost && h.allowed(LongPolling):
+		h.servePoll(w, r, false)
+	default:
+		h.badRequest(w, r, "Unknown Bayeux Transport", nil)
+	}
+}
+
+// badRequest answers a request that cannot be processed at all, logging
+// the cause once at debug level.
+func (h *Handler) badRequest(w http.ResponseWriter, r *http.Request, msg string, err error) {
+	status := http.StatusBadRequest
+	if errors.Is(err, bayeux.ErrBatchTooLarge) || isTooLarge(err) {
+		status = http.StatusRequestEntityTooLarge
+	}
+	h.cfg.Logger.Debug("bad bayeux request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", status, "reason", msg, "err", err)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write([]byte(msg + "\n"))
+}
+
+func isTooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+// Shutdown closes every websocket connection with 1001 (going away) after
+// the engine has answered their held connects. Call it after
+// engine.Close.
+func (h *Handler) Shutdown() {
+	for _, c := range h.conns.snapshot() {
+		c.closeWith(websocket.CloseGoingAway, "server shutdown")
+	}
+}
+
+type connSet struct {
+	mu sync.Mutex
+	m  map[*wsConn]struct{}
+}
+
+func (s *connSet) add(c *wsConn) {
+	s.mu.Lock()
+	s.m[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *connSet) remove(c *wsConn) {
+	s.mu.Lock()
+	delete(s.m, c)
+	s.mu.Unlock()
+}
+
+func (s *connSet) snapshot() []*wsConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]*wsConn, 0, len(s.m))
+	for c := range s.m {
+		list = append(list, c)
+	}
+	return list
+}
+
+// Len returns the number of open websocket connections.
+func (h *Handler) Len() int {
+	h.conns.mu.Lock()
+	defer h.conns.mu.Unlock()
+	return len(h.conns.m)
+}
+
+func (h *Handler) getBuf() *[]byte { return h.bufs.Get().(*[]byte) }
+
+func (h *Handler) putBuf(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return // do not keep what a huge response grew
+	}
+	*b = (*b)[:0]
+	h.bufs.Put(b)
+}
+
+// handshakeNotAlone reports a batch that carries a handshake with other
+// messages, which the protocol forbids.
+func handshakeNotAlone(msgs []bayeux.Message) bool {
+	if len(msgs) < 2 {
+		return false
+	}
+	for i := range msgs {
+		if msgs[i].Channel == bayeux.MetaHandshake {
+			return true
+		}
+	}
+	return false
+}

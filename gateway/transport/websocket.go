@@ -1,0 +1,306 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/gorilla/websocket"
+)
+
+// wsConn is one websocket connection. The reader goroutine owns client and
+// holdTimer; writes of any goroutine happen under wmu.
+type wsConn struct {
+	h      *Handler
+	ws     *websocket.Conn
+	client engine.Client // reader goroutine only
+
+	bound     atomic.Pointer[engine.Session] // session for flushes
+	scheduled atomic.Bool                    // a flush is pending or running
+	closed    atomic.Bool
+
+	wmu       sync.Mutex  // one writer at a time; guards the socket's write side
+	holdTimer *time.Timer // timer of the held connect; reader goroutine only
+	pingTimer *time.Timer
+}
+
+var _ engine.Conn = (*wsConn)(nil)
+
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if p := h.cfg.WebSocket.Subprotocol; p != "" && !slices.Contains(websocketSubprotocols(r), p) {
+		h.badRequest(w, r, "websocket subprotocol "+p+" required", nil)
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has already answered (403 for a refused origin).
+		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+		return
+	}
+	c := &wsConn{h: h, ws: ws}
+	c.client = engine.Client{
+		Transport:  WebSocket,
+		Push:       true,
+		Browser:    h.browserID(r),
+		RemoteAddr: r.RemoteAddr,
+		Header:     r.Header,
+		Conn:       c,
+	}
+	h.conns.add(c)
+	ws.SetReadLimit(int64(h.cfg.MaxRequestBytes))
+	ws.SetPongHandler(func(string) error { c.extendRead(); return nil })
+	c.pingTimer = time.AfterFunc(h.cfg.WebSocket.PingInterval, c.ping)
+	// The request's goroutine becomes the reader; net/http has hijacked the
+	// connection, so returning would only end it.
+	c.readLoop()
+}
+
+func websocketSubprotocols(r *http.Request) []string { return websocket.Subprotocols(r) }
+
+func (c *wsConn) extendRead() {
+	c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.WebSocket.IdleTimeout))
+}
+
+func (c *wsConn) ping() {
+	if c.closed.Load() {
+		return
+	}
+	deadline := time.Now().Add(c.h.cfg.WebSocket.WriteTimeout)
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+		c.closeWith(websocket.CloseGoingAway, "")
+		return
+	}
+	c.pingTimer.Reset(c.h.cfg.WebSocket.PingInterval)
+}
+
+// readLoop reads frames until the connection fails or closes.
+func (c *wsConn) readLoop() {
+	defer c.finish()
+	for {
+		c.extendRead()
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.h.cfg.Logger.Debug("websocket frame too large", "remote", c.client.RemoteAddr, "limit", c.h.cfg.MaxRequestBytes)
+				c.closeWith(websocket.CloseMessageTooBig, "frame too large")
+			}
+			return
+		}
+		msgs, err := bayeux.Decode(data, c.h.cfg.MaxBatch)
+		switch {
+		case errors.Is(err, bayeux.ErrEmptyBatch):
+			continue // Faye clients send [] as a keep-alive
+		case errors.Is(err, bayeux.ErrBatchTooLarge):
+			c.h.cfg.Logger.Debug("websocket batch too large", "remote", c.client.RemoteAddr)
+			c.closeWith(websocket.CloseMessageTooBig, "too many messages")
+			return
+		case err != nil:
+			c.h.cfg.Logger.Debug("bad websocket frame", "remote", c.client.RemoteAddr, "err", err)
+			c.closeWith(websocket.CloseInternalServerErr, "bad JSON")
+			return
+		case handshakeNotAlone(msgs):
+			c.h.cfg.Logger.Debug("websocket handshake batched with other messages", "remote", c.client.RemoteAddr)
+			c.closeWith(websocket.CloseInternalServerErr, "handshake not alone")
+			return
+		}
+		if !c.process(msgs) {
+			return
+		}
+	}
+}
+
+// process handles one frame and writes its replies, preceded by any
+// events already queued for the session, in one frame.
+func (c *wsConn) process(msgs []bayeux.Message) bool {
+	before := c.client.Bound
+	b := c.h.e.Process(context.Background(), &c.client, msgs)
+	if c.client.Bound != before {
+		c.bound.Store(c.client.Bound)
+	}
+	var held *engine.Exchange
+	for _, x := range b.Exchanges {
+		if x.IsConnect() && x.Reply.Successful && x.Hold > 0 && held == nil {
+			held = x
+		}
+	}
+	buf := c.h.getBuf()
+	defer c.h.putBuf(buf)
+	c.wmu.Lock()
+	// Draining and writing under the write lock keeps frames in queue order.
+	var events [][]byte
+	for _, x := range b.Exchanges {
+		if x.IsConnect() && x.Reply.Successful && x != held {
+			events = x.Session.Complete(x, events, 0)
+		}
+	}
+	if b.Session != nil {
+		events = b.Session.Take(events, 0)
+	}
+	b.End()
+	out := (*buf)[:0]
+	out = append(out, '[')
+	n := 0
+	for _, ev := range events {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, ev...)
+		n++
+	}
+	for _, x := range b.Exchanges {
+		if x == held {
+			continue
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = bayeux.AppendMessage(out, x.Reply)
+		n++
+	}
+	out = append(out, ']')
+	*buf = out
+	ok := n == 0 || c.writeLocked(out)
+	c.wmu.Unlock()
+	if !ok {
+		return false
+	}
+	if held != nil {
+		c.park(held)
+	} else if c.client.Bound != before {
+		c.Wake()
+	}
+	return true
+}
+
+// park holds a connect: a timer marks it due after its hold time, and the
+// flush path answers it then, or earlier if the session ends (or, in
+// deliver-only mode, when events are queued). A connect already held on
+// this connection is dropped unanswered, as CometD does.
+func (c *wsConn) park(x *engine.Exchange) {
+	s := x.Session
+	if c.holdTimer != nil {
+		c.holdTimer.Stop()
+	}
+	h := s.Park(x)
+	c.holdTimer = time.AfterFunc(x.Hold, func() {
+		if s.HoldExpired(h) {
+			c.Wake()
+		}
+	})
+	c.Wake()
+}
+
+// Wake schedules a flush of the bound session unless one is pending.
+func (c *wsConn) Wake() {
+	if c.closed.Load() || !c.scheduled.CompareAndSwap(false, true) {
+		return
+	}
+	go c.flush()
+}
+
+// flush writes everything due for the bound session, batching queued
+// messages into frames of at most MessagesPerFrame messages and about
+// MaxFrameBytes bytes. It runs in its own short-lived goroutine.
+func (c *wsConn) flush() {
+	c.scheduled.Store(false)
+	s := c.bound.Load()
+	if s == nil {
+		return
+	}
+	buf := c.h.getBuf()
+	defer c.h.putBuf(buf)
+	var items [][]byte
+	cfg := c.h.cfg.WebSocket
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for !c.closed.Load() {
+		events, x := s.Pull(items[:0], cfg.MessagesPerFrame, cfg.MaxFrameBytes)
+		if len(events) == 0 && x == nil {
+			break
+		}
+		out := (*buf)[:0]
+		out = append(out, '[')
+		for i, ev := range events {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, ev...)
+		}
+		if x != nil {
+			if len(events) > 0 {
+				out = append(out, ',')
+			}
+			out = bayeux.AppendMessage(out, x.Reply)
+		}
+		out = append(out, ']')
+		*buf = out
+		clear(events)
+		items = events
+		if !c.writeLocked(out) {
+			return
+		}
+	}
+	if s.Closed() && c.bound.Load() == s {
+		switch s.CloseReason() {
+		case engine.CloseDisconnect:
+			// The client asked; it closes the socket itself.
+		case engine.CloseShutdown:
+			c.closeLocked(websocket.CloseGoingAway, "server shutdown")
+		default:
+			c.closeLocked(websocket.CloseNormalClosure, "Destroy")
+		}
+	}
+}
+
+// writeLocked sends one text frame; the caller holds wmu.
+func (c *wsConn) writeLocked(frame []byte) bool {
+	if c.closed.Load() {
+		return false
+	}
+	c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WebSocket.WriteTimeout))
+	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		c.h.cfg.Logger.Debug("websocket write failed", "remote", c.client.RemoteAddr, "err", err)
+		c.closeLocked(0, "")
+		return false
+	}
+	return true
+}
+
+// closeWith sends a close frame with code and reason (code 0: none) and
+// closes the connection. It is idempotent.
+func (c *wsConn) closeWith(code int, reason string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.closeLocked(code, reason)
+}
+
+func (c *wsConn) closeLocked(code int, reason string) {
+	if !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if code != 0 {
+		msg := websocket.FormatCloseMessage(code, reason)
+		c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	}
+	c.ws.Close()
+}
+
+// finish runs when the reader stops: the session stays alive (a new
+// connection may resume it) but is detached and will expire on its own.
+func (c *wsConn) finish() {
+	c.closeWith(0, "")
+	c.pingTimer.Stop()
+	if c.holdTimer != nil {
+		c.holdTimer.Stop()
+	}
+	if s := c.client.Bound; s != nil {
+		s.Detach(c)
+	}
+	c.h.conns.remove(c)
+}
