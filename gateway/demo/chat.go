@@ -30,7 +30,7 @@ func Handler() http.Handler {
 // and delivers private messages.
 type Chat struct {
 	e     *engine.Engine
-	mu    sync.Mutex                                        // guards rooms
+	mu    sync.Mutex                                         // guards rooms
 	rooms map[string]map[string]map[*engine.Session]struct{} // room -> name -> sessions
 }
 

@@ -223,7 +223,6 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 	return s.Complete(x, nil, 0), true
 }
 
-
 // looksLikeJSON reports whether body starts (after blanks) like a JSON
 // message or array; such a body is JSON whatever its declared type.
 func looksLikeJSON(body []byte) bool {
