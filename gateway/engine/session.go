@@ -403,9 +403,6 @@ func (s *Session) Complete(x *Exchange, dst [][]byte, maxBytes int) [][]byte {
 }
 
 func (s *Session) completeLocked(x *Exchange, end holdEnd, dst [][]byte, maxBytes int) [][]byte {
-	if maxBytes <= 0 {
-		maxBytes = s.e.cfg.MaxQueueBytes
-	}
 	n := len(dst)
 	dst = s.queue.Take(dst, 0, maxBytes)
 	if s.ack != nil {

@@ -54,12 +54,13 @@ func (q *Queue) PushFront(items [][]byte) {
 }
 
 // Take moves up to max items (max <= 0: all) whose total size stays within
-// maxBytes (the first item is always taken) onto dst and returns it.
+// maxBytes (maxBytes <= 0: no limit; the first item is always taken) onto
+// dst and returns it.
 func (q *Queue) Take(dst [][]byte, max, maxBytes int) [][]byte {
 	size, n := 0, 0
 	for q.head < len(q.items) && (max <= 0 || n < max) {
 		b := q.items[q.head]
-		if n > 0 && size+len(b) > maxBytes {
+		if n > 0 && maxBytes > 0 && size+len(b) > maxBytes {
 			break
 		}
 		dst = append(dst, b)
