@@ -84,11 +84,12 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &mbe)
 }
 
-// Shutdown closes every websocket connection with 1001 (going away) after
-// the engine has answered their held connects. Call it after
-// engine.Close.
+// Shutdown writes what is due on every websocket connection (after
+// engine.Close, that is each held connect's reply with its re-handshake
+// advice) and closes it with 1001 (going away). Call it after engine.Close.
 func (h *Handler) Shutdown() {
 	for _, c := range h.conns.snapshot() {
+		c.flush()
 		c.closeWith(websocket.CloseGoingAway, "server shutdown")
 	}
 }
