@@ -391,18 +391,16 @@ func (s *Session) Unpark(h *Hold, gone bool) (superseded bool) {
 // writing the response.
 func (s *Session) Complete(x *Exchange, dst [][]byte, maxBytes int) [][]byte {
 	s.mu.Lock()
-	end := holdTimeout
 	if h := s.held; h != nil && h.x == x {
-		end = h.end
 		s.held = nil
 	}
-	dst = s.completeLocked(x, end, dst, maxBytes)
+	dst = s.completeLocked(x, dst, maxBytes)
 	s.mu.Unlock()
 	s.e.outgoing(x)
 	return dst
 }
 
-func (s *Session) completeLocked(x *Exchange, end holdEnd, dst [][]byte, maxBytes int) [][]byte {
+func (s *Session) completeLocked(x *Exchange, dst [][]byte, maxBytes int) [][]byte {
 	n := len(dst)
 	dst = s.queue.Take(dst, 0, maxBytes)
 	if s.ack != nil {
@@ -416,7 +414,6 @@ func (s *Session) completeLocked(x *Exchange, end holdEnd, dst [][]byte, maxByte
 	default:
 		s.extendLocked(time.Now(), s.e.cfg.Interval+s.e.cfg.MaxInterval)
 	}
-	_ = end
 	return dst
 }
 
@@ -433,7 +430,7 @@ func (s *Session) Pull(dst [][]byte, max, maxBytes int) ([][]byte, *Exchange) {
 	}
 	if h != nil && h.end != holdActive {
 		s.held = nil
-		dst = s.completeLocked(h.x, h.end, dst, maxBytes)
+		dst = s.completeLocked(h.x, dst, maxBytes)
 		s.mu.Unlock()
 		s.e.outgoing(h.x)
 		return dst, h.x

@@ -38,36 +38,47 @@ func (h *Handler) setBrowserCookie(w http.ResponseWriter, r *http.Request, id st
 	http.SetCookie(w, c)
 }
 
-// browsers counts the long polls each browser holds, for the
+// browsers tracks which sessions of each browser hold a long poll, for the
 // multiple-clients advice.
 type browsers struct {
-	max  int            // -1: unlimited
-	mu   sync.Mutex     // guards held
-	held map[string]int // browser id -> held long polls
+	max  int                       // -1: unlimited
+	mu   sync.Mutex                // guards held
+	held map[string]map[string]int // browser id -> session id -> held polls
 }
 
-// acquire reserves a held long poll for browser id; it reports false when
-// the browser already holds its maximum.
-func (b *browsers) acquire(id string) bool {
+// acquire reserves a held long poll for session sid of browser id. It
+// reports false when other sessions of the browser already hold the
+// maximum; a session that already holds one may always hold another (the
+// newer supersedes the older).
+func (b *browsers) acquire(id, sid string) bool {
 	if b.max < 0 || id == "" {
 		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.held[id] >= b.max {
+	sessions := b.held[id]
+	if sessions[sid] == 0 && len(sessions) >= b.max {
 		return false
 	}
-	b.held[id]++
+	if sessions == nil {
+		sessions = make(map[string]int)
+		b.held[id] = sessions
+	}
+	sessions[sid]++
 	return true
 }
 
-func (b *browsers) release(id string) {
+func (b *browsers) release(id, sid string) {
 	if b.max < 0 || id == "" {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.held[id]--; b.held[id] <= 0 {
+	sessions := b.held[id]
+	if sessions[sid]--; sessions[sid] <= 0 {
+		delete(sessions, sid)
+	}
+	if len(sessions) == 0 {
 		delete(b.held, id)
 	}
 }

@@ -30,7 +30,7 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 	h := &Handler{
 		e:        e,
 		cfg:      cfg,
-		browsers: browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]int)},
+		browsers: browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]map[string]int)},
 		conns:    connSet{m: make(map[*wsConn]struct{})},
 		bufs:     sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
 	}

@@ -191,7 +191,7 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 // client left) or an error status was written (superseded).
 func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.Client, x *engine.Exchange) ([][]byte, bool) {
 	s := x.Session
-	if !h.browsers.acquire(c.Browser) {
+	if !h.browsers.acquire(c.Browser, s.ID()) {
 		// Another tab of this browser already holds a long poll.
 		a := &bayeux.Advice{Reconnect: bayeux.ReconnectRetry, Interval: h.cfg.MultiSessionInterval.Milliseconds(), Timeout: -1, MaxInterval: -1, MultipleClients: true}
 		if h.cfg.MultiSessionInterval < 0 {
@@ -201,7 +201,7 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 		x.Reply.Advice = a
 		return s.Complete(x, nil, 0), true
 	}
-	defer h.browsers.release(c.Browser)
+	defer h.browsers.release(c.Browser, s.ID())
 	hold := s.Park(x)
 	timer := time.NewTimer(x.Hold)
 	gone := false
