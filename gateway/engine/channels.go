@@ -101,16 +101,18 @@ func (n *node) child(seg string) *node {
 	return c
 }
 
-// subscribe adds s to channel name and returns the subscriber count.
-func (c *channels) subscribe(name string, s *Session) int {
+// subscribe adds s to channel name; it reports whether s was not yet
+// subscribed, and the subscriber count.
+func (c *channels) subscribe(name string, s *Session) (bool, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := c.getLocked(name)
 	if ch.subs == nil {
 		ch.subs = make(map[*Session]struct{})
 	}
+	_, was := ch.subs[s]
 	ch.subs[s] = struct{}{}
-	return len(ch.subs)
+	return !was, len(ch.subs)
 }
 
 // unsubscribe removes s from channel name and returns whether it was

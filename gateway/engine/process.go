@@ -137,6 +137,7 @@ func (e *Engine) handle(ctx context.Context, x *Exchange) {
 	if x.Session != nil {
 		x.Session.touch()
 	}
+	ctx = context.WithValue(ctx, clientKey{}, x.Client)
 	switch m.Channel {
 	case bayeux.MetaHandshake:
 		e.handshake(ctx, x)
@@ -181,6 +182,9 @@ func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 	e.sessionsMu.Lock()
 	e.sessions[s.id] = s
 	e.sessionsMu.Unlock()
+	if u := s.User(); u != "" { // bound by the policy before registration
+		e.bindUser(s, "", u)
+	}
 	e.stats.Handshakes.Add(1)
 	x.Session = s
 	r.ClientID = s.id
@@ -286,13 +290,15 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 			r.Fail(errSubscribeFailed)
 			return
 		}
-		n := e.channels.subscribe(name, s)
+		added, n := e.channels.subscribe(name, s)
 		if s.Closed() { // removed meanwhile: do not leave it behind
-			e.unsubscribe(s, name)
+			e.channels.unsubscribe(name, s)
 			r.Fail(errSubscribeFailed)
 			return
 		}
-		e.notifySubscribed(s, name, n)
+		if added {
+			e.notifySubscribed(s, name, n)
+		}
 	}
 }
 
@@ -359,4 +365,14 @@ func (e *Engine) disconnect(x *Exchange) {
 		return
 	}
 	e.removeSession(x.Session, CloseDisconnect)
+}
+
+type clientKey struct{}
+
+// ClientFrom returns the transport side of the request being handled, for
+// policies and publish handlers (e.g. to forward selected HTTP headers), or
+// nil outside a request.
+func ClientFrom(ctx context.Context) *Client {
+	c, _ := ctx.Value(clientKey{}).(*Client)
+	return c
 }

@@ -408,7 +408,10 @@ func (s *Session) completeLocked(x *Exchange, dst [][]byte, maxBytes int) [][]by
 	}
 	switch {
 	case s.state == StateClosed && s.reason == CloseShutdown:
-		x.Reply.Advice = &bayeux.Advice{Reconnect: bayeux.ReconnectHandshake, Interval: 1000, Timeout: -1, MaxInterval: -1}
+		// The session dies with this node: a failed connect with advice to
+		// re-handshake (clients reject "handshake" on a successful one).
+		x.Reply.Fail(errShuttingDown)
+		x.Reply.Advice.Interval = 1000
 	case s.state == StateClosed:
 		x.Reply.Advice = bayeux.NewAdvice(bayeux.ReconnectNone)
 	default:

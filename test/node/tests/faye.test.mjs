@@ -1,0 +1,90 @@
+// The Faye 1.4 Node client against the gateway, over websocket (Faye's
+// default once the handshake is done) and over long-polling (websocket
+// disabled). Faye handshakes over HTTP in both cases.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import faye from 'faye';
+import { Gateway } from '../lib/gateway.mjs';
+import { guard, Wire, withTimeout, waitFor, sleep } from '../lib/util.mjs';
+
+const rnd = () => randomBytes(5).toString('hex');
+const wire = new Wire();
+const gw = new Gateway({ name: 'gateway' });
+before(() => gw.start());
+after(async () => { await gw.stop(); gw.cleanup(); });
+
+function fayeClient(name, transport) {
+  const client = new faye.Client(gw.url, { retry: 1, timeout: 10 });
+  if (transport === 'long-polling') client.disable('websocket');
+  const rec = { sent: [], received: [] };
+  client.addExtension({
+    outgoing(message, callback) {
+      rec.sent.push(JSON.parse(JSON.stringify(message)));
+      wire.add(name, '>', message);
+      callback(message);
+    },
+    incoming(message, callback) {
+      rec.received.push({ at: Date.now(), ...message });
+      wire.add(name, '<', message);
+      callback(message);
+    },
+  });
+  return { client, rec, name };
+}
+
+const thenable = (p, ms, what) => withTimeout(new Promise((res, rej) => p.then(res, rej)), ms, what);
+
+for (const transport of ['websocket', 'long-polling']) {
+  const short = transport === 'websocket' ? 'ws' : 'lp';
+  describe(`Faye 1.4 Node client over ${transport}`, () => {
+    it('subscribe, publish, receive (exact and wildcard), unsubscribe', { timeout: 40000 }, (t) => {
+      const a = fayeClient(`faye-${short}-a`, transport);
+      const b = fayeClient(`faye-${short}-b`, transport);
+      return guard(t, { gateways: [gw], wires: [wire] }, async () => {
+        const base = `/faye/${short}${rnd()}`;
+        const got = [];
+        const gotWild = [];
+        const sub = a.client.subscribe(`${base}/room`, (data) => got.push(data));
+        await thenable(sub, 10000, 'faye subscribe');
+        await thenable(a.client.subscribe(`${base}/w/*`, (data) => gotWild.push(data)), 10000, 'faye wildcard subscribe');
+        await thenable(a.client.subscribe(`${base}/sentinel`, () => {}), 10000, 'faye sentinel subscribe');
+
+        await thenable(b.client.publish(`${base}/room`, { text: 'hi', n: 1 }), 10000, 'faye publish 1');
+        await waitFor(() => got.length === 1, 8000, 'faye delivery 1');
+        assert.deepEqual(got[0], { text: 'hi', n: 1 });
+
+        await thenable(b.client.publish(`${base}/w/deeper/room`, { n: 'deep' }), 10000, 'faye publish deep');
+        await thenable(b.client.publish(`${base}/w/other`, { n: 'other' }), 10000, 'faye publish other');
+        await waitFor(() => gotWild.some((d) => d.n === 'other'), 8000, 'wildcard delivery of /w/other');
+        assert.deepEqual(gotWild, [{ n: 'other' }]);
+        assert.ok(!a.rec.received.some((m) => m.channel === `${base}/w/deeper/room`), 'server did not deliver a two-segment channel to the /* subscriber');
+
+        // The transport in use is the one under test.
+        const connects = a.rec.sent.filter((m) => m.channel === '/meta/connect');
+        assert.ok(connects.length >= 1, 'faye sent /meta/connect');
+        assert.equal(connects[connects.length - 1].connectionType, transport, `connectionType of faye's /meta/connect: ${JSON.stringify(connects.map((m) => m.connectionType))}`);
+        const hs = a.rec.received.find((m) => m.channel === '/meta/handshake');
+        assert.equal(hs.successful, true);
+
+        // Unsubscribe: no delivery afterwards.
+        sub.cancel();
+        await waitFor(() => a.rec.received.find((m) => m.channel === '/meta/unsubscribe' && m.subscription === `${base}/room`), 8000, 'unsubscribe reply');
+        const unsub = a.rec.received.find((m) => m.channel === '/meta/unsubscribe');
+        assert.equal(unsub.successful, true, JSON.stringify(unsub));
+        await thenable(b.client.publish(`${base}/room`, { text: 'after', n: 2 }), 10000, 'faye publish 2');
+        await thenable(b.client.publish(`${base}/sentinel`, { n: 3 }), 10000, 'faye publish sentinel');
+        await waitFor(() => a.rec.received.some((m) => m.channel === `${base}/sentinel`), 8000, 'sentinel delivery');
+        await sleep(200);
+        assert.equal(got.length, 1, 'callback not called after unsubscribe');
+        assert.equal(a.rec.received.filter((m) => m.channel === `${base}/room`).length, 1, 'server did not deliver after unsubscribe');
+      }).finally(async () => {
+        for (const c of [a, b]) {
+          try { c.client.disconnect(); } catch { /* ignore */ }
+        }
+        await sleep(100);
+      });
+    });
+  });
+}
