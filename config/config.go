@@ -33,6 +33,16 @@ type Config struct {
 	CORS       CORSConfig       `yaml:"cors"`
 	Extensions ExtensionsConfig `yaml:"extensions"`
 	Demo       DemoConfig       `yaml:"demo"`
+
+	// Backends are the services channels can be bound to, by name.
+	Backends map[string]BackendConfig `yaml:"backends"`
+	// Routes bind channels to backends. Where several routes of one type
+	// match a channel, the most specific wins (an exact name, then the
+	// longest prefix, "*" before "**"); two routes of one type with the same
+	// channel are an error.
+	Routes []RouteConfig `yaml:"routes"`
+	// Auth sends handshakes to a backend's Handshake method.
+	Auth AuthConfig `yaml:"auth"`
 }
 
 // LogConfig selects the log level and format.

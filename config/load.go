@@ -66,6 +66,7 @@ func (c *Config) SetDefaults() {
 	setBool(&c.Extensions.Ack, true)
 	setBool(&c.Extensions.Timesync, true)
 	setBool(&c.Demo.Enabled, true)
+	c.setBackendDefaults()
 }
 
 // Load reads the YAML file at path strictly (unknown keys are errors),
@@ -249,6 +250,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("cors.allowedOrigins[%d]", i), o, `must be "*" or an origin such as https://app.example`)
 		}
 	}
+	c.validateBackends(bad)
 	if len(errs) == 0 {
 		return nil
 	}

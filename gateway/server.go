@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway/backend"
 	"github.com/cometgate/cometgate/gateway/demo"
 	"github.com/cometgate/cometgate/gateway/engine"
 	"github.com/cometgate/cometgate/gateway/ext"
@@ -39,6 +41,7 @@ type Server struct {
 	engineOpts []engine.Option
 
 	engine    *engine.Engine
+	backends  *backend.Router
 	transport *transport.Handler
 	chat      *demo.Chat
 	mux       *http.ServeMux
@@ -57,9 +60,17 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		o.apply(s)
 	}
 	b := cfg.Bayeux
+	router, err := backend.New(backendConfig(cfg, s.log))
+	if err != nil {
+		return nil, err
+	}
+	s.backends = router
 	eopts := []engine.Option{engine.WithLogger(s.log)}
 	if *cfg.Extensions.Timesync {
 		eopts = append(eopts, engine.WithExtension(&ext.Timesync{}))
+	}
+	if cfg.Auth.Backend != "" {
+		eopts = append(eopts, engine.WithPolicy(router), engine.WithExtension(router))
 	}
 	eopts = append(eopts, s.engineOpts...)
 	s.engine = engine.New(engine.Config{
@@ -106,6 +117,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if *cfg.Demo.Enabled {
 		chat, err := demo.Register(s.engine)
 		if err != nil {
+			router.Close()
 			return nil, fmt.Errorf("demo: %w", err)
 		}
 		s.chat = chat
@@ -140,13 +152,19 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // any part fails to start, what was started is stopped and the error
 // returned.
 func (s *Server) Start(ctx context.Context) error {
+	if err := s.backends.Start(ctx, s.engine); err != nil {
+		s.backends.Close(ctx)
+		return fmt.Errorf("start backends: %w", err)
+	}
 	if err := s.engine.Start(ctx); err != nil {
+		s.backends.Close(ctx)
 		return fmt.Errorf("start engine: %w", err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		s.engine.Close(ctx)
+		s.backends.Close(ctx)
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.mu.Lock()
@@ -205,5 +223,52 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if errHTTP != nil {
 		s.http.Close()
 	}
-	return errors.Join(errEngine, errHTTP)
+	errBackends := s.backends.Close(ctx)
+	return errors.Join(errEngine, errHTTP, errBackends)
+}
+
+// Backends returns the backend router, for tests and embedding programs.
+func (s *Server) Backends() *backend.Router { return s.backends }
+
+// Check builds everything cfg describes without starting or connecting
+// anything, to report route and backend errors (as gateway -check-config
+// does). Methods bound through server reflection are checked at start.
+func Check(cfg *config.Config) error {
+	s, err := New(cfg, WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return err
+	}
+	return s.backends.Close()
+}
+
+// backendConfig translates the configuration of backends and routes.
+func backendConfig(cfg *config.Config, log *slog.Logger) backend.Config {
+	bc := backend.Config{
+		Backends:    make(map[string]backend.Spec, len(cfg.Backends)),
+		AuthBackend: cfg.Auth.Backend,
+		AuthTimeout: cfg.Auth.Timeout.D(),
+		Logger:      log,
+	}
+	for name, b := range cfg.Backends {
+		bc.Backends[name] = backend.Spec{
+			Target: b.Target, URL: b.URL,
+			TLSMode: b.TLS.Mode, CAFile: b.TLS.CAFile, CertFile: b.TLS.CertFile, KeyFile: b.TLS.KeyFile, ServerName: b.TLS.ServerName,
+			Timeout:       b.Timeout.D(),
+			RetryAttempts: b.Retry.MaxAttempts, RetryBackoff: b.Retry.InitialBackoff.D(), RetryMaxBackoff: b.Retry.MaxBackoff.D(),
+			MaxMessageBytes: b.MaxMessageBytes,
+			Metadata:        b.Metadata, Headers: b.Headers, Cookies: b.Cookies,
+			Descriptors: b.Descriptors,
+		}
+	}
+	for _, r := range cfg.Routes {
+		var req []byte
+		if r.Request != nil {
+			req, _ = json.Marshal(r.Request) // YAML mappings decode to JSON-safe values
+		}
+		bc.Routes = append(bc.Routes, backend.RouteSpec{
+			Channel: r.Channel, Backend: r.Backend, Type: r.Type, Method: r.Method,
+			Idempotent: r.Idempotent, Timeout: r.Timeout.D(), Request: req, ChannelTemplate: r.ChannelTemplate,
+		})
+	}
+	return bc
 }

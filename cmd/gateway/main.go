@@ -29,7 +29,11 @@ func run() int {
 	flag.Parse()
 
 	if *checkPath != "" {
-		if _, err := config.Load(*checkPath); err != nil {
+		cfg, err := config.Load(*checkPath)
+		if err == nil {
+			err = gateway.Check(cfg)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

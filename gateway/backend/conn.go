@@ -1,0 +1,140 @@
+package backend
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/cometgate/cometgate/gateway/engine"
+	backendv1 "github.com/cometgate/cometgate/proto/gen/cometgate/backend/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// backendConn is a named backend: a gRPC client connection, or an HTTP
+// client for legacy services.
+type backendConn struct {
+	name     string
+	spec     Spec
+	grpc     *grpc.ClientConn
+	contract backendv1.BackendClient
+	http     *http.Client
+	headers  []string // lower-cased header names to forward
+}
+
+func dial(name string, spec Spec) (*backendConn, error) {
+	b := &backendConn{name: name, spec: spec}
+	for _, h := range spec.Headers {
+		b.headers = append(b.headers, strings.ToLower(h))
+	}
+	if spec.URL != "" {
+		b.http = &http.Client{Timeout: spec.Timeout}
+		return b, nil
+	}
+	creds, err := transportCredentials(spec)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", name, err)
+	}
+	conn, err := grpc.NewClient(spec.Target,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(spec.MaxMessageBytes), grpc.MaxCallSendMsgSize(spec.MaxMessageBytes)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: dial %s: %w", name, spec.Target, err)
+	}
+	b.grpc = conn
+	b.contract = backendv1.NewBackendClient(conn)
+	return b, nil
+}
+
+func transportCredentials(spec Spec) (credentials.TransportCredentials, error) {
+	switch spec.TLSMode {
+	case "", "plaintext":
+		return insecure.NewCredentials(), nil
+	}
+	cfg := &tls.Config{ServerName: spec.ServerName, MinVersion: tls.VersionTLS12}
+	if spec.CAFile != "" {
+		pem, err := os.ReadFile(spec.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("CA file holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	if spec.TLSMode == "mtls" {
+		cert, err := tls.LoadX509KeyPair(spec.CertFile, spec.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+func (b *backendConn) close() {
+	if b.grpc != nil {
+		b.grpc.Close()
+	}
+	if b.http != nil {
+		b.http.CloseIdleConnections()
+	}
+}
+
+// Metadata keys the gateway adds to every call, so that services that know
+// nothing of Bayeux can still tell who calls.
+const (
+	MDChannel  = "cometgate-channel"
+	MDClientID = "cometgate-client-id"
+	MDUserID   = "cometgate-user-id"
+)
+
+// metadata returns the outgoing metadata of a call on behalf of session s
+// on channel: static metadata, forwarded headers and cookies, and the
+// caller's identity.
+func (b *backendConn) metadata(s *engine.Session, channel string, c *engine.Client) metadata.MD {
+	md := metadata.MD{}
+	for k, v := range b.spec.Metadata {
+		md.Set(k, v)
+	}
+	if c != nil {
+		for _, h := range b.headers {
+			if vals := c.Header[http.CanonicalHeaderKey(h)]; len(vals) > 0 {
+				md.Set(h, vals...)
+			}
+		}
+		if len(b.spec.Cookies) > 0 {
+			r := http.Request{Header: http.Header(c.Header)}
+			var kept []string
+			for _, name := range b.spec.Cookies {
+				if ck, err := r.Cookie(name); err == nil {
+					kept = append(kept, ck.Name+"="+ck.Value)
+				}
+			}
+			if len(kept) > 0 {
+				md.Set("cookie", strings.Join(kept, "; "))
+			}
+		}
+	}
+	md.Set(MDChannel, channel)
+	if s != nil {
+		md.Set(MDClientID, s.ID())
+		if u := s.User(); u != "" {
+			md.Set(MDUserID, u)
+		}
+	}
+	return md
+}
+
+func (b *backendConn) outgoing(ctx context.Context, md metadata.MD) context.Context {
+	return metadata.NewOutgoingContext(ctx, md)
+}

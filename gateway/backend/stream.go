@@ -1,0 +1,298 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/gateway/engine"
+	backendv1 "github.com/cometgate/cometgate/proto/gen/cometgate/backend/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// Backoff bounds for reopening broken streams.
+const (
+	streamBackoffMin = 100 * time.Millisecond
+	streamBackoffMax = 10 * time.Second
+)
+
+// streamKey names one upstream stream: per subscribed channel for contract
+// routes, one per route (channel "") for method routes.
+type streamKey struct {
+	rt      *route
+	channel string
+}
+
+// activeStream is an open upstream stream and who needs it.
+type activeStream struct {
+	key      streamKey
+	channels map[string]int // subscribed channels it feeds -> subscriptions
+	refs     int
+	cancel   context.CancelFunc
+}
+
+func keyFor(rt *route, channel string) streamKey {
+	if rt.method != nil {
+		return streamKey{rt: rt}
+	}
+	return streamKey{rt: rt, channel: channel}
+}
+
+// Subscribed opens the stream feeding channel on its first subscriber.
+func (r *Router) Subscribed(_ *engine.Session, channel string, _ int) {
+	rt := r.streams.matchSubscription(channel)
+	if rt == nil {
+		return
+	}
+	key := keyFor(rt, channel)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return
+	}
+	st := r.open[key]
+	if st == nil {
+		ctx, cancel := context.WithCancel(r.ctx)
+		st = &activeStream{key: key, channels: map[string]int{}, cancel: cancel}
+		r.open[key] = st
+		r.wg.Add(1)
+		go r.runStream(ctx, st)
+		r.log.Debug("backend stream opened", "channel", channel, "route", rt.pattern, "backend", rt.Backend)
+	}
+	st.refs++
+	st.channels[channel]++
+}
+
+// Unsubscribed cancels the stream after its last subscriber leaves.
+func (r *Router) Unsubscribed(_ *engine.Session, channel string, _ int) {
+	rt := r.streams.matchSubscription(channel)
+	if rt == nil {
+		return
+	}
+	key := keyFor(rt, channel)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.open[key]
+	if st == nil {
+		return
+	}
+	if st.channels[channel]--; st.channels[channel] <= 0 {
+		delete(st.channels, channel)
+	}
+	if st.refs--; st.refs <= 0 {
+		st.cancel()
+		delete(r.open, key)
+		r.log.Debug("backend stream closed", "channel", channel, "route", rt.pattern)
+	}
+}
+
+// OpenStreams returns the number of upstream streams open, for tests and
+// stats.
+func (r *Router) OpenStreams() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.open)
+}
+
+// runStream keeps one upstream stream open until ctx ends, reopening it
+// with exponential backoff and jitter when it breaks.
+func (r *Router) runStream(ctx context.Context, st *activeStream) {
+	defer r.wg.Done()
+	var last uint64
+	reopened := false
+	backoff := streamBackoffMin
+	for {
+		got, err := r.pump(ctx, st, &last, reopened)
+		if ctx.Err() != nil {
+			return
+		}
+		if got {
+			backoff = streamBackoffMin
+		}
+		r.log.Warn("backend stream broke; reopening", "route", st.key.rt.pattern, "channel", st.key.channel, "backend", st.key.rt.Backend, "err", err, "in", backoff)
+		pause := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		backoff = min(2*backoff, streamBackoffMax)
+		reopened = true
+	}
+}
+
+// receiver yields the upstream messages of one stream as (data, ext,
+// channel, client, user, offset).
+type upstream struct {
+	data, ext             []byte
+	channel, client, user string
+	offset                uint64
+}
+
+// pump opens the stream once and relays its messages until it ends. It
+// reports whether any message arrived.
+func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reopened bool) (bool, error) {
+	rt := st.key.rt
+	md := rt.b.metadata(nil, st.key.channel, nil)
+	ctx = metadata.NewOutgoingContext(ctx, md)
+	var recv func() (*upstream, error)
+	if rt.method != nil {
+		req, err := rt.method.request(rt.Request)
+		if err != nil {
+			return false, err
+		}
+		cs, err := rt.b.grpc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, rt.method.fullName)
+		if err != nil {
+			return false, err
+		}
+		if err := cs.SendMsg(req); err != nil {
+			return false, err
+		}
+		if err := cs.CloseSend(); err != nil {
+			return false, err
+		}
+		recv = func() (*upstream, error) {
+			resp := rt.method.response()
+			if err := cs.RecvMsg(resp); err != nil {
+				return nil, err
+			}
+			data, err := marshalJSON.Marshal(resp)
+			if err != nil {
+				return nil, err
+			}
+			ch, err := expand(rt, data)
+			if err != nil {
+				r.log.Warn("stream message has no channel", "route", rt.pattern, "err", err)
+				return &upstream{}, nil
+			}
+			return &upstream{data: data, channel: ch}, nil
+		}
+	} else {
+		cs, err := rt.b.contract.Subscribe(ctx, &backendv1.SubscribeRequest{Channel: st.key.channel, ResumeAfter: *last})
+		if err != nil {
+			return false, err
+		}
+		recv = func() (*upstream, error) {
+			m, err := cs.Recv()
+			if err != nil {
+				return nil, err
+			}
+			return &upstream{data: m.GetData(), ext: m.GetExt(), channel: m.GetChannel(), client: m.GetClientId(), user: m.GetUserId(), offset: m.GetOffset()}, nil
+		}
+	}
+	got := false
+	for {
+		u, err := recv()
+		if err != nil {
+			if isEOF(err) {
+				err = errStreamEnded
+			}
+			return got, err
+		}
+		if u.channel == "" && u.data == nil {
+			continue // dropped (already logged)
+		}
+		if reopened && !got && !(*last != 0 && u.offset == *last+1) {
+			r.gap(st)
+		}
+		got = true
+		if u.offset != 0 {
+			*last = u.offset
+		}
+		r.relay(st, u)
+	}
+}
+
+// relay delivers one upstream message to its channel or its addressee.
+func (r *Router) relay(st *activeStream, u *upstream) {
+	rt := st.key.rt
+	ch := u.channel
+	if ch == "" {
+		ch = st.key.channel
+	}
+	name, wild, ok := bayeux.ParseChannel(ch)
+	if !ok || wild != bayeux.NotWild || !bayeux.Match(rt.pattern, name) {
+		r.log.Warn("stream message for a channel outside its route dropped", "route", rt.pattern, "channel", ch)
+		return
+	}
+	data := u.data
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	if !json.Valid(data) || (len(u.ext) > 0 && !json.Valid(u.ext)) {
+		r.log.Warn("stream message with invalid JSON dropped", "route", rt.pattern, "channel", name)
+		return
+	}
+	switch {
+	case u.client != "":
+		if s := r.e.Session(u.client); s != nil {
+			s.Deliver(&bayeux.Message{Channel: name, Data: data, Ext: u.ext})
+		}
+	case u.user != "":
+		m := &bayeux.Message{Channel: name, Data: data, Ext: u.ext}
+		for _, s := range r.e.UserSessions(u.user) {
+			s.Deliver(m)
+		}
+	default:
+		r.e.Publish(name, data, u.ext)
+	}
+}
+
+// gapExt marks the notice sent when a reopened stream may have lost
+// messages.
+var gapExt = json.RawMessage(`{"cometgate":{"gap":true}}`)
+
+// gap tells the subscribers of a reopened stream that messages may have
+// been lost: a message with null data and ext {"cometgate":{"gap":true}}
+// on every channel the stream feeds.
+func (r *Router) gap(st *activeStream) {
+	r.mu.Lock()
+	var chans []string
+	for ch := range st.channels {
+		if _, wild, _ := bayeux.ParseChannel(ch); wild == bayeux.NotWild {
+			chans = append(chans, ch)
+		}
+	}
+	r.mu.Unlock()
+	for _, ch := range chans {
+		r.e.Publish(ch, json.RawMessage("null"), gapExt)
+	}
+}
+
+// expand fills a route's channel template from a message's JSON fields.
+func expand(rt *route, data []byte) (string, error) {
+	tpl := rt.ChannelTemplate
+	if tpl == "" {
+		return rt.pattern, nil
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tpl, '{')
+		if i < 0 {
+			b.WriteString(tpl)
+			break
+		}
+		j := strings.IndexByte(tpl[i:], '}')
+		if j < 0 {
+			return "", fmt.Errorf("unclosed placeholder in %q", rt.ChannelTemplate)
+		}
+		b.WriteString(tpl[:i])
+		field := tpl[i+1 : i+j]
+		v, ok := fields[field]
+		if !ok {
+			return "", fmt.Errorf("field %q missing", field)
+		}
+		b.WriteString(fmt.Sprint(v))
+		tpl = tpl[i+j+1:]
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Regenerates every generated file under proto/gen from the .proto sources:
+# Go messages, gRPC stubs, and the example service's descriptor set.
+# Reproducible: protoc comes from Debian (protobuf-compiler 3.21.12) and the
+# plugins are built from pinned module versions into a private directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROTOC_GEN_GO_VERSION=v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.0
+
+if ! command -v protoc >/dev/null 2>&1; then
+  echo "genproto: installing protoc (Debian protobuf-compiler)"
+  apt-get install -y -qq protobuf-compiler >/dev/null
+fi
+bin="$PWD/.cache/protoc-bin"
+mkdir -p "$bin"
+GOBIN="$bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+GOBIN="$bin" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+export PATH="$bin:$PATH"
+
+rm -rf proto/gen
+mkdir -p proto/gen
+protos=$(cd proto && find cometgate example -name '*.proto' | sort)
+(cd proto && protoc -I . \
+  --go_out=gen --go_opt=paths=source_relative \
+  --go-grpc_out=gen --go-grpc_opt=paths=source_relative \
+  $protos)
+# A descriptor set of the example service, for the descriptor-set binding mode.
+(cd proto && protoc -I . --include_imports --descriptor_set_out=gen/example/v1/example.pb example/v1/example.proto)
+echo "genproto: regenerated proto/gen"
