@@ -6,4 +6,6 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-func metadataFromIncoming(ctx context.Context) (metadata.MD, bool) { return metadata.FromIncomingContext(ctx) }
+func metadataFromIncoming(ctx context.Context) (metadata.MD, bool) {
+	return metadata.FromIncomingContext(ctx)
+}
