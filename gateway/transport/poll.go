@@ -5,10 +5,12 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"golang.org/x/text/encoding/htmlindex"
 )
 
 // callback returns the JSONP callback name of r if r carries exactly one
@@ -56,7 +58,11 @@ func (h *Handler) readMessages(w http.ResponseWriter, r *http.Request, jsonp boo
 		}
 		return nil, "cannot read request body", err
 	}
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" && !looksLikeJSON(body) {
+	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if body, err = decodeCharset(body, params["charset"]); err != nil {
+		return nil, "unsupported charset " + params["charset"], err
+	}
+	if ct == "application/x-www-form-urlencoded" && !looksLikeJSON(body) {
 		form, err := url.ParseQuery(string(body))
 		if err != nil || len(form["message"]) == 0 {
 			return nil, "form body without message parameter", bayeux.ErrEmptyBody
@@ -236,4 +242,18 @@ func looksLikeJSON(body []byte) bool {
 		return false
 	}
 	return false
+}
+
+// decodeCharset converts a body in the declared charset to UTF-8, as
+// CometD does; without a charset, or with UTF-8, it is used as is.
+func decodeCharset(body []byte, charset string) ([]byte, error) {
+	switch strings.ToLower(charset) {
+	case "", "utf-8", "utf8", "us-ascii":
+		return body, nil
+	}
+	enc, err := htmlindex.Get(charset)
+	if err != nil {
+		return nil, err
+	}
+	return enc.NewDecoder().Bytes(body)
 }
