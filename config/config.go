@@ -43,6 +43,8 @@ type Config struct {
 	Routes []RouteConfig `yaml:"routes"`
 	// Auth sends handshakes to a backend's Handshake method.
 	Auth AuthConfig `yaml:"auth"`
+	// API is the control API for services and operators.
+	API APIConfig `yaml:"api"`
 }
 
 // LogConfig selects the log level and format.

@@ -67,6 +67,7 @@ func (c *Config) SetDefaults() {
 	setBool(&c.Extensions.Timesync, true)
 	setBool(&c.Demo.Enabled, true)
 	c.setBackendDefaults()
+	c.setAPIDefaults()
 }
 
 // Load reads the YAML file at path strictly (unknown keys are errors),
@@ -128,6 +129,17 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 		for _, o := range strings.Split(v, ",") {
 			if o = strings.TrimSpace(o); o != "" {
 				c.CORS.AllowedOrigins = append(c.CORS.AllowedOrigins, o)
+			}
+		}
+	}
+	if v, ok := lookup("COMETGATE_API_LISTEN"); ok && v != "" {
+		c.API.Listen = v
+	}
+	if v, ok := lookup("COMETGATE_API_TOKENS"); ok && v != "" {
+		c.API.Tokens = nil
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				c.API.Tokens = append(c.API.Tokens, t)
 			}
 		}
 	}
@@ -251,6 +263,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateBackends(bad)
+	c.validateAPI(bad)
 	if len(errs) == 0 {
 		return nil
 	}

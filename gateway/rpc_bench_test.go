@@ -23,7 +23,9 @@ import (
 // rpcConcurrency is the number of callers, each with one call in flight.
 const rpcConcurrency = 50
 
-type echoBackend struct{ backendv1.UnimplementedBackendServer }
+type echoBackend struct {
+	backendv1.UnimplementedBackendServer
+}
 
 func (echoBackend) Call(_ context.Context, r *backendv1.CallRequest) (*backendv1.CallResponse, error) {
 	return &backendv1.CallResponse{Data: r.GetData()}, nil

@@ -2,16 +2,20 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway/api"
 	"github.com/cometgate/cometgate/gateway/backend"
 	"github.com/cometgate/cometgate/gateway/demo"
 	"github.com/cometgate/cometgate/gateway/engine"
@@ -46,10 +50,12 @@ type Server struct {
 	chat      *demo.Chat
 	mux       *http.ServeMux
 	http      *http.Server
+	api       *http.Server // the control API's own server, if any
 
-	mu       sync.Mutex // guards listener, serveErr
-	listener net.Listener
-	serveErr chan error
+	mu          sync.Mutex // guards listener, apiListener, serveErr
+	listener    net.Listener
+	apiListener net.Listener
+	serveErr    chan error
 }
 
 // New builds a Server from cfg, which must have been validated (as
@@ -123,13 +129,81 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.chat = chat
 		s.mux.Handle("/", demo.Handler())
 	}
-	s.http = &http.Server{
-		Handler:           s.mux,
+	s.http = s.newHTTPServer(s.mux)
+	if cfg.APIEnabled() {
+		if err := s.buildAPI(); err != nil {
+			router.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(s.cfg.APIEnabled() && s.cfg.APIOnPublic()) // gRPC clients on the public port
+	return &http.Server{
+		Handler:           h,
+		Protocols:         &p,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	return s, nil
+}
+
+// buildAPI creates the control API and mounts it on the public mux or on
+// its own server.
+func (s *Server) buildAPI() error {
+	a := s.cfg.API
+	svc := api.New(s.engine, api.Config{
+		Tokens:       a.Tokens,
+		ClientCerts:  a.TLS.ClientCAFile != "",
+		MaxDataBytes: a.MaxDataBytes,
+		Conns:        s.transport.Len,
+		Logger:       s.log,
+	})
+	if s.cfg.APIOnPublic() {
+		s.mux.Handle("/v1/", svc.Handler())
+		s.mux.Handle("/cometgate.gateway.v1.Gateway/", svc.Handler())
+		return nil
+	}
+	srv := s.newHTTPServer(svc.Handler())
+	srv.Protocols.SetUnencryptedHTTP2(a.TLS.CertFile == "")
+	if a.TLS.CertFile != "" {
+		tc, err := apiTLS(a.TLS)
+		if err != nil {
+			return fmt.Errorf("api.tls: %w", err)
+		}
+		srv.TLSConfig = tc
+	}
+	s.api = srv
+	return nil
+}
+
+// apiTLS loads the API listener's certificate and, for mTLS, the client CA.
+// Client certificates are verified when given; a request without one must
+// then carry a token.
+func apiTLS(c config.APITLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", c.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
 }
 
 // Engine returns the protocol engine, for embedding programs and tests.
@@ -167,19 +241,52 @@ func (s *Server) Start(ctx context.Context) error {
 		s.backends.Close(ctx)
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
+	var apiLn net.Listener
+	if s.api != nil {
+		if apiLn, err = lc.Listen(ctx, "tcp", s.cfg.API.Listen); err != nil {
+			ln.Close()
+			s.engine.Close(ctx)
+			s.backends.Close(ctx)
+			return fmt.Errorf("listen on %s (api.listen): %w", s.cfg.API.Listen, err)
+		}
+	}
 	s.mu.Lock()
 	s.listener = ln
-	s.serveErr = make(chan error, 1)
+	s.apiListener = apiLn
+	s.serveErr = make(chan error, 2)
 	s.mu.Unlock()
-	go func() {
-		err := s.http.Serve(ln)
+	serve := func(srv *http.Server, ln net.Listener, tlsOn bool) {
+		var err error
+		if tlsOn {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		s.serveErr <- err
-	}()
+	}
+	go serve(s.http, ln, false)
 	s.log.Info("cometgate listening", "addr", ln.Addr().String(), "bayeux", s.cfg.Path, "demo", *s.cfg.Demo.Enabled)
+	if apiLn != nil {
+		go serve(s.api, apiLn, s.api.TLSConfig != nil)
+		s.log.Info("control API listening", "addr", apiLn.Addr().String(), "tls", s.api.TLSConfig != nil, "auth", len(s.cfg.API.Tokens) > 0 || s.cfg.API.TLS.ClientCAFile != "")
+	} else if s.cfg.APIEnabled() {
+		s.log.Info("control API on the public listener", "path", "/v1/")
+	}
 	return nil
+}
+
+// APIAddr returns the control API's own listener address, once started, or
+// nil when it has none.
+func (s *Server) APIAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apiListener == nil {
+		return nil
+	}
+	return s.apiListener.Addr()
 }
 
 // Addr returns the address the server listens on, once started.
@@ -222,6 +329,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errHTTP := s.http.Shutdown(ctx)
 	if errHTTP != nil {
 		s.http.Close()
+	}
+	if s.api != nil {
+		if err := s.api.Shutdown(ctx); err != nil {
+			s.api.Close()
+			errHTTP = errors.Join(errHTTP, err)
+		}
 	}
 	errBackends := s.backends.Close(ctx)
 	return errors.Join(errEngine, errHTTP, errBackends)

@@ -69,7 +69,11 @@ func (r *Router) callError(rt *route, in callInput, err error) *bayeux.Error {
 	return be
 }
 
+// caller identifies session s to a backend; nil for the server itself.
 func caller(s *engine.Session) *backendv1.Caller {
+	if s == nil {
+		return nil
+	}
 	return &backendv1.Caller{ClientId: s.ID(), UserId: s.User(), Transport: s.Transport(), RemoteAddr: s.RemoteAddr()}
 }
 

@@ -97,7 +97,7 @@ func (r *Router) CanCreate(ctx context.Context, s *engine.Session, ch string, m 
 // CanSubscribe applies the default policy, then the session's subscribe
 // permissions.
 func (r *Router) CanSubscribe(ctx context.Context, s *engine.Session, ch string, m *bayeux.Message) error {
-	if err := (engine.DefaultPolicy{}).CanSubscribe(ctx, s, ch, m); err != nil {
+	if err := (engine.DefaultPolicy{}).CanSubscribe(ctx, s, ch, m); err != nil || s == nil {
 		return err
 	}
 	if p, _ := s.Get(attrPerms).(*perms); p != nil && len(p.subscribe) > 0 && !covered(p.subscribe, ch) {
@@ -109,7 +109,7 @@ func (r *Router) CanSubscribe(ctx context.Context, s *engine.Session, ch string,
 // CanPublish applies the default policy, then the session's publish
 // permissions.
 func (r *Router) CanPublish(ctx context.Context, s *engine.Session, ch string, m *bayeux.Message) error {
-	if err := (engine.DefaultPolicy{}).CanPublish(ctx, s, ch, m); err != nil {
+	if err := (engine.DefaultPolicy{}).CanPublish(ctx, s, ch, m); err != nil || s == nil {
 		return err
 	}
 	if p, _ := s.Get(attrPerms).(*perms); p != nil && len(p.publish) > 0 && !covered(p.publish, ch) {

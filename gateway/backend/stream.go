@@ -12,7 +12,9 @@ import (
 	"github.com/cometgate/cometgate/gateway/engine"
 	backendv1 "github.com/cometgate/cometgate/proto/gen/cometgate/backend/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Backoff bounds for reopening broken streams.
@@ -114,6 +116,11 @@ func (r *Router) runStream(ctx context.Context, st *activeStream) {
 		if got {
 			backoff = streamBackoffMin
 		}
+		if permanent(err) {
+			// Retrying soon cannot help; keep trying slowly in case the
+			// backend is fixed or redeployed.
+			backoff = streamBackoffMax
+		}
 		r.log.Warn("backend stream broke; reopening", "route", st.key.rt.pattern, "channel", st.key.channel, "backend", st.key.rt.Backend, "err", err, "in", backoff)
 		pause := backoff/2 + rand.N(backoff/2+1)
 		select {
@@ -124,6 +131,15 @@ func (r *Router) runStream(ctx context.Context, st *activeStream) {
 		backoff = min(2*backoff, streamBackoffMax)
 		reopened = true
 	}
+}
+
+// permanent reports stream errors that a quick retry cannot fix.
+func permanent(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.NotFound, codes.Unimplemented, codes.PermissionDenied, codes.Unauthenticated, codes.FailedPrecondition:
+		return true
+	}
+	return false
 }
 
 // receiver yields the upstream messages of one stream as (data, ext,

@@ -13,7 +13,8 @@ import (
 // "403:denied_by_security_policy:subscribe_denied"; a *bayeux.Error is sent
 // as is; any other error is logged and treated as ErrDenied. Methods may
 // block (to ask a backend) and must honour ctx. In CanHandshake, s is the
-// new session, not yet registered.
+// new session, not yet registered; in the others s is nil for operations
+// of the server itself (the control API), already authenticated.
 type Policy interface {
 	CanHandshake(ctx context.Context, s *Session, m *bayeux.Message) error
 	CanCreate(ctx context.Context, s *Session, channel string, m *bayeux.Message) error

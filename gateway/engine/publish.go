@@ -12,7 +12,7 @@ import (
 
 // PublishHandler is called for a client's publish to a channel matching the
 // pattern it was registered for, after the security checks and before any
-// fan-out. It may change m.Data (the subscribers then get the new data).
+// fan-out; s is nil for a publish from the server side (PublishChecked). It may change m.Data (the subscribers then get the new data).
 // Returning an error fails the publish: a *bayeux.Error is sent as is, any
 // other error as 404::message_deleted. Handlers run on the client's request
 // path; one that waits on a backend must honour ctx, and one that answers
@@ -142,6 +142,30 @@ func (e *Engine) callHandler(ctx context.Context, fn PublishHandler, s *Session,
 // ErrInvalidChannel is returned by Publish for a name that is not a valid
 // broadcast channel.
 var ErrInvalidChannel = errors.New("engine: not a valid broadcast channel")
+
+// PublishChecked broadcasts m from the server side (an API call) through
+// the same path as a client's publish without a session: the policy's
+// CanCreate and CanPublish, then the publish handlers (which may rewrite
+// m.Data or veto), then fan-out. It returns how many sessions the message
+// was queued for; errors are ErrInvalidChannel or a *bayeux.Error.
+func (e *Engine) PublishChecked(ctx context.Context, m *bayeux.Message) (int, error) {
+	name, wild, ok := bayeux.ParseChannel(m.Channel)
+	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) != bayeux.KindBroadcast {
+		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, m.Channel)
+	}
+	if !e.channels.exists(name) {
+		if err := e.policy.CanCreate(ctx, nil, name, m); err != nil {
+			return 0, e.denial(err, bayeux.ErrChannelCreateDenied, "create")
+		}
+	}
+	if err := e.policy.CanPublish(ctx, nil, name, m); err != nil {
+		return 0, e.denial(err, bayeux.ErrPublishDenied, "publish")
+	}
+	if err := e.runHandlers(ctx, nil, name, m); err != nil {
+		return 0, err
+	}
+	return e.broadcast(nil, name, m.Data, m.Ext), nil
+}
 
 // Publish broadcasts data (and ext, which may be nil) on channel from the
 // server side and returns how many sessions it was queued for. The channel

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	backendv1 "github.com/cometgate/cometgate/proto/gen/cometgate/backend/v1"
+	examplev1 "github.com/cometgate/cometgate/proto/gen/example/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// serve runs both modes' services on an in-memory listener.
+func serve(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	done := make(chan struct{})
+	srv := grpc.NewServer()
+	backendv1.RegisterBackendServer(srv, newChat(done, slog.New(slog.DiscardHandler)))
+	examplev1.RegisterCalculatorServer(srv, calculator{})
+	examplev1.RegisterTickerServer(srv, &ticker{done: done})
+	ln := bufconn.Listen(1 << 20)
+	go srv.Serve(ln)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); close(done); srv.Stop() })
+	return conn
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func call(t *testing.T, c backendv1.BackendClient, channel, data string) (map[string]any, error) {
+	t.Helper()
+	resp, err := c.Call(ctx(t), &backendv1.CallRequest{Channel: channel, Data: []byte(data)})
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := json.Unmarshal(resp.GetData(), &out); err != nil {
+		t.Fatalf("%s: reply %q is not a JSON object", channel, resp.GetData())
+	}
+	return out, nil
+}
+
+func TestCallErrors(t *testing.T) {
+	c := backendv1.NewBackendClient(serve(t))
+	for _, tc := range []struct {
+		channel, data string
+		want          codes.Code
+	}{
+		{"/service/rooms/nope", `{}`, codes.NotFound},
+		{"/service/rooms/join", `"lobby"`, codes.InvalidArgument},
+		{"/service/rooms/join", `{"room":"a/b","user":"x"}`, codes.InvalidArgument},
+		{"/service/rooms/join", `{"room":"lobby"}`, codes.InvalidArgument}, // no user, none bound
+		{"/service/rooms/members", `{"room":"unknown"}`, codes.NotFound},
+	} {
+		if _, err := call(t, c, tc.channel, tc.data); status.Code(err) != tc.want {
+			t.Errorf("Call(%s, %s) = %v; want %v", tc.channel, tc.data, err, tc.want)
+		}
+	}
+}
+
+func TestRoomEventsResume(t *testing.T) {
+	c := backendv1.NewBackendClient(serve(t))
+	for _, u := range []string{"ann", "bob", "cat"} {
+		if _, err := call(t, c, "/service/rooms/join", `{"room":"r1","user":"`+u+`"}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := c.Subscribe(ctx(t), &backendv1.SubscribeRequest{Channel: "/rooms/r1/events", ResumeAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		offset uint64
+		user   string
+	}{{2, "bob"}, {3, "cat"}} {
+		m, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct{ User string }
+		json.Unmarshal(m.GetData(), &ev)
+		if m.GetOffset() != want.offset || ev.User != want.user {
+			t.Errorf("event = offset %d %s; want offset %d user %s", m.GetOffset(), m.GetData(), want.offset, want.user)
+		}
+	}
+}
+
+func TestTicksResume(t *testing.T) {
+	c := backendv1.NewBackendClient(serve(t))
+	st, err := c.Subscribe(ctx(t), &backendv1.SubscribeRequest{Channel: "/stocks/ACME", ResumeAfter: 41})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tick struct {
+		Symbol string
+		Price  float64
+		Seq    uint64
+	}
+	json.Unmarshal(m.GetData(), &tick)
+	if m.GetOffset() != 42 || tick.Seq != 42 || tick.Symbol != "ACME" || tick.Price != price("ACME", 42) {
+		t.Errorf("first tick after 41 = offset %d %s", m.GetOffset(), m.GetData())
+	}
+}
+
+func TestPublishModeration(t *testing.T) {
+	c := backendv1.NewBackendClient(serve(t))
+	for _, tc := range []struct {
+		channel, data, reject, rewritten string
+	}{
+		{"/rooms/lobby", `{"text":"hi"}`, "", `{"moderated":true,"text":"hi"}`},
+		{"/rooms/lobby", `{"text":"Spam, spam"}`, "spam", ""},
+		{"/rooms/lobby", `{"text":"spammy is fine"}`, "", `{"moderated":true,"text":"spammy is fine"}`},
+		{"/rooms/lobby", `[1,2]`, "", ""},
+		{"/rooms/lobby/events", `{"text":"x"}`, "read_only", ""},
+	} {
+		resp, err := c.Publish(ctx(t), &backendv1.PublishRequest{Channel: tc.channel, Data: []byte(tc.data)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetRejectReason() != tc.reject || string(resp.GetData()) != tc.rewritten {
+			t.Errorf("Publish(%s, %s) = reject %q data %s; want %q %s", tc.channel, tc.data, resp.GetRejectReason(), resp.GetData(), tc.reject, tc.rewritten)
+		}
+	}
+}
+
+func TestHandshake(t *testing.T) {
+	c := backendv1.NewBackendClient(serve(t))
+	for ext, user := range map[string]string{
+		`{"auth":{"token":"demo","user":"ann"}}`: "ann",
+		`{"auth":{"token":"demo"}}`:              "guest",
+		`{"auth":{"token":"nope"}}`:              "",
+		`{"auth":"demo"}`:                        "",
+		``:                                       "",
+	} {
+		resp, err := c.Handshake(ctx(t), &backendv1.HandshakeRequest{Ext: []byte(ext)})
+		switch {
+		case user == "" && status.Code(err) != codes.Unauthenticated:
+			t.Errorf("Handshake(%s) = %v; want Unauthenticated", ext, err)
+		case user != "" && (err != nil || resp.GetUserId() != user):
+			t.Errorf("Handshake(%s) = %v, %v; want user %s", ext, resp, err, user)
+		}
+	}
+}
+
+func TestPlain(t *testing.T) {
+	conn := serve(t)
+	sum, err := examplev1.NewCalculatorClient(conn).Add(ctx(t), &examplev1.AddRequest{A: 2, B: 40})
+	if err != nil || sum.GetSum() != 42 {
+		t.Fatalf("Add(2, 40) = %v, %v", sum, err)
+	}
+	st, err := examplev1.NewTickerClient(conn).Watch(ctx(t), &examplev1.WatchRequest{IntervalMs: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 4 {
+		q, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, q.GetSymbol())
+		if want := int64(len(got)+1) / 2; q.GetSequence() != want {
+			t.Errorf("quote %d has sequence %d; want %d", len(got), q.GetSequence(), want)
+		}
+	}
+	if want := []string{"ACME", "GLOBEX", "ACME", "GLOBEX"}; !slices.Equal(got, want) {
+		t.Errorf("symbols = %v; want %v", got, want)
+	}
+}

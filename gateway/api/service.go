@@ -1,0 +1,458 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/gateway/engine"
+	gatewayv1 "github.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// Config configures the API. Zero values mean the defaults stated.
+type Config struct {
+	// Tokens are the accepted bearer tokens.
+	Tokens []string
+	// ClientCerts accepts requests whose TLS client certificate was
+	// verified (the listener's tls.Config does the verification).
+	ClientCerts bool
+	// MaxDataBytes bounds the data of one message. Default 64 KiB.
+	MaxDataBytes int
+	// MaxRequestBytes bounds a request body or gRPC message. Default
+	// MaxDataBytes + 16 KiB.
+	MaxRequestBytes int
+	// Conns reports open websocket connections, for Stats.
+	Conns func() int
+	// Logger receives request problems at debug level.
+	Logger *slog.Logger
+}
+
+// Service implements gatewayv1.GatewayServer over an engine.
+type Service struct {
+	gatewayv1.UnimplementedGatewayServer
+	e       *engine.Engine
+	cfg     Config
+	started time.Time
+}
+
+var _ gatewayv1.GatewayServer = (*Service)(nil)
+
+// New returns the API of e.
+func New(e *engine.Engine, cfg Config) *Service {
+	if cfg.MaxDataBytes <= 0 {
+		cfg.MaxDataBytes = 64 << 10
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = cfg.MaxDataBytes + 16<<10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Conns == nil {
+		cfg.Conns = func() int { return 0 }
+	}
+	return &Service{e: e, cfg: cfg, started: time.Now()}
+}
+
+// AuthRequired reports whether requests must authenticate.
+func (s *Service) AuthRequired() bool { return len(s.cfg.Tokens) > 0 || s.cfg.ClientCerts }
+
+// authorized checks an Authorization header value and a TLS state.
+func (s *Service) authorized(authz string, cs *tls.ConnectionState) bool {
+	if !s.AuthRequired() {
+		return true
+	}
+	if s.cfg.ClientCerts && cs != nil && len(cs.VerifiedChains) > 0 {
+		return true
+	}
+	token, ok := strings.CutPrefix(authz, "Bearer ")
+	if !ok || token == "" {
+		return false
+	}
+	for _, t := range s.cfg.Tokens {
+		if subtle.ConstantTimeCompare([]byte(token), []byte(t)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// Handler returns one http.Handler serving the gRPC API (HTTP/2 requests
+// with a gRPC content type) and the REST API with its OpenAPI document.
+// The server it is mounted on must speak HTTP/2 (TLS, or unencrypted
+// HTTP/2 enabled) for gRPC clients.
+func (s *Service) Handler() http.Handler {
+	gs := grpc.NewServer(
+		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes),
+	)
+	gatewayv1.RegisterGatewayServer(gs, s)
+	rest := s.RESTHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
+}
+
+// RESTHandler serves /v1/... and /v1/openapi.json.
+func (s *Service) RESTHandler() http.Handler {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+	)
+	// Registering a local server cannot fail.
+	_ = gatewayv1.RegisterGatewayHandlerServer(context.Background(), mux, s)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r.Header.Get("Authorization"), r.TLS) {
+			s.cfg.Logger.Debug("control API request refused: not authenticated", "remote", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cometgate"`)
+			writeJSONError(w, http.StatusUnauthorized, codes.Unauthenticated, "authentication required")
+			return
+		}
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/openapi.json" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(openAPI)
+			return
+		}
+		if r.Body != nil && r.Method != http.MethodGet {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxRequestBytes)))
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					writeJSONError(w, http.StatusRequestEntityTooLarge, codes.InvalidArgument, fmt.Sprintf("request body exceeds %d bytes", s.cfg.MaxRequestBytes))
+					return
+				}
+				writeJSONError(w, http.StatusBadRequest, codes.InvalidArgument, "cannot read request body")
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSONError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": msg, "details": []any{}})
+}
+
+func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	var authz string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			authz = v[0]
+		}
+	}
+	var cs *tls.ConnectionState
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			cs = &ti.State
+		}
+	}
+	if !s.authorized(authz, cs) {
+		s.cfg.Logger.Debug("control API call refused: not authenticated", "method", info.FullMethod)
+		return nil, status.Error(codes.Unauthenticated, "authentication required")
+	}
+	return handler(ctx, req)
+}
+
+// data returns the JSON of a request's data: value or raw (data_json).
+func (s *Service) data(value *structpb.Value, raw []byte) (json.RawMessage, error) {
+	switch {
+	case value != nil && len(raw) > 0:
+		return nil, status.Error(codes.InvalidArgument, "data and data_json are exclusive")
+	case value != nil:
+		b, err := value.MarshalJSON()
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "data: %v", err)
+		}
+		raw = b
+	case len(raw) == 0:
+		raw = []byte("null")
+	case !json.Valid(raw):
+		return nil, status.Error(codes.InvalidArgument, "data_json is not valid JSON")
+	}
+	if len(raw) > s.cfg.MaxDataBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "data is %d bytes; the limit is %d", len(raw), s.cfg.MaxDataBytes)
+	}
+	return raw, nil
+}
+
+// Publish broadcasts a message as a client publish would be.
+func (s *Service) Publish(ctx context.Context, req *gatewayv1.PublishRequest) (*gatewayv1.PublishResponse, error) {
+	data, err := s.data(req.GetData(), req.GetDataJson())
+	if err != nil {
+		return nil, err
+	}
+	ext, err := extJSON(req.GetExt())
+	if err != nil {
+		return nil, err
+	}
+	m := &bayeux.Message{Channel: req.GetChannel(), Data: data, Ext: ext}
+	n, err := s.e.PublishChecked(ctx, m)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &gatewayv1.PublishResponse{Subscribers: int32(n)}, nil
+}
+
+func extJSON(ext *structpb.Struct) (json.RawMessage, error) {
+	if ext == nil {
+		return nil, nil
+	}
+	b, err := ext.MarshalJSON()
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "ext: %v", err)
+	}
+	return b, nil
+}
+
+// Deliver sends a message to one session or one user's sessions.
+func (s *Service) Deliver(ctx context.Context, req *gatewayv1.DeliverRequest) (*gatewayv1.DeliverResponse, error) {
+	sessions, err := s.targets(req.GetClientId(), req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	name, wild, ok := bayeux.ParseChannel(req.GetChannel())
+	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) == bayeux.KindMeta {
+		return nil, status.Errorf(codes.InvalidArgument, "channel %q: not a valid, non-meta, non-pattern channel", req.GetChannel())
+	}
+	data, err := s.data(req.GetData(), req.GetDataJson())
+	if err != nil {
+		return nil, err
+	}
+	ext, err := extJSON(req.GetExt())
+	if err != nil {
+		return nil, err
+	}
+	m := &bayeux.Message{Channel: name, Data: data, Ext: ext}
+	for _, ss := range sessions {
+		ss.Deliver(m)
+	}
+	return &gatewayv1.DeliverResponse{Sessions: int32(len(sessions))}, nil
+}
+
+// targets resolves exactly one of a client id and a user id.
+func (s *Service) targets(clientID, userID string) ([]*engine.Session, error) {
+	switch {
+	case (clientID == "") == (userID == ""):
+		return nil, status.Error(codes.InvalidArgument, "exactly one of client_id and user_id is required")
+	case clientID != "":
+		ss := s.e.Session(clientID)
+		if ss == nil {
+			return nil, status.Errorf(codes.NotFound, "no session %q", clientID)
+		}
+		return []*engine.Session{ss}, nil
+	}
+	list := s.e.UserSessions(userID)
+	if len(list) == 0 {
+		return nil, status.Errorf(codes.NotFound, "no session of user %q", userID)
+	}
+	return list, nil
+}
+
+// Disconnect ends sessions.
+func (s *Service) Disconnect(ctx context.Context, req *gatewayv1.DisconnectRequest) (*gatewayv1.DisconnectResponse, error) {
+	sessions, err := s.targets(req.GetClientId(), req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	for _, ss := range sessions {
+		s.cfg.Logger.Info("session disconnected by the control API", "session", ss.ID(), "user", ss.User(), "reason", req.GetReason())
+		ss.Disconnect()
+	}
+	return &gatewayv1.DisconnectResponse{Sessions: int32(len(sessions))}, nil
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// page returns the slice of sorted keys after token, and the next token.
+func page(keys []string, size int32, token string) ([]string, string, error) {
+	n := int(size)
+	switch {
+	case n < 0:
+		return nil, "", status.Error(codes.InvalidArgument, "page_size must be >= 0")
+	case n == 0:
+		n = defaultPageSize
+	case n > maxPageSize:
+		n = maxPageSize
+	}
+	start := 0
+	if token != "" {
+		after, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil {
+			return nil, "", status.Error(codes.InvalidArgument, "bad page_token")
+		}
+		start, _ = slices.BinarySearch(keys, string(after))
+		if start < len(keys) && keys[start] == string(after) {
+			start++
+		}
+	}
+	end := min(start+n, len(keys))
+	next := ""
+	if end < len(keys) {
+		next = base64.RawURLEncoding.EncodeToString([]byte(keys[end-1]))
+	}
+	return keys[start:end], next, nil
+}
+
+// ListChannels lists channels, optionally those matching a pattern.
+func (s *Service) ListChannels(ctx context.Context, req *gatewayv1.ListChannelsRequest) (*gatewayv1.ListChannelsResponse, error) {
+	pattern := req.GetPattern()
+	if pattern != "" {
+		p, _, ok := bayeux.ParseChannel(pattern)
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "pattern %q is not a channel or pattern", pattern)
+		}
+		pattern = p
+	}
+	counts := map[string]int{}
+	var names []string
+	for _, c := range s.e.Channels() {
+		if pattern == "" || c.Name == pattern || bayeux.Match(pattern, c.Name) {
+			counts[c.Name] = c.Subscribers
+			names = append(names, c.Name)
+		}
+	}
+	slices.Sort(names)
+	names, next, err := page(names, req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	resp := &gatewayv1.ListChannelsResponse{NextPageToken: next}
+	for _, n := range names {
+		resp.Channels = append(resp.Channels, &gatewayv1.Channel{Name: n, Subscribers: int32(counts[n])})
+	}
+	return resp, nil
+}
+
+// ListSessions lists sessions, optionally one user's.
+func (s *Service) ListSessions(ctx context.Context, req *gatewayv1.ListSessionsRequest) (*gatewayv1.ListSessionsResponse, error) {
+	var list []*engine.Session
+	if u := req.GetUserId(); u != "" {
+		list = s.e.UserSessions(u)
+	} else {
+		list = s.e.Sessions()
+	}
+	byID := make(map[string]*engine.Session, len(list))
+	ids := make([]string, 0, len(list))
+	for _, ss := range list {
+		byID[ss.ID()] = ss
+		ids = append(ids, ss.ID())
+	}
+	slices.Sort(ids)
+	ids, next, err := page(ids, req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	resp := &gatewayv1.ListSessionsResponse{NextPageToken: next}
+	for _, id := range ids {
+		resp.Sessions = append(resp.Sessions, describe(byID[id]))
+	}
+	return resp, nil
+}
+
+// GetSession describes one session.
+func (s *Service) GetSession(ctx context.Context, req *gatewayv1.GetSessionRequest) (*gatewayv1.Session, error) {
+	ss := s.e.Session(req.GetClientId())
+	if ss == nil {
+		return nil, status.Errorf(codes.NotFound, "no session %q", req.GetClientId())
+	}
+	return describe(ss), nil
+}
+
+func describe(ss *engine.Session) *gatewayv1.Session {
+	subs := ss.Subscriptions()
+	slices.Sort(subs)
+	return &gatewayv1.Session{
+		ClientId:      ss.ID(),
+		UserId:        ss.User(),
+		Transport:     ss.Transport(),
+		State:         ss.State().String(),
+		Subscriptions: subs,
+		QueueDepth:    int32(ss.QueueLen()),
+		RemoteAddr:    ss.RemoteAddr(),
+		Created:       timestamppb.New(ss.Created()),
+		AgeSeconds:    time.Since(ss.Created()).Seconds(),
+	}
+}
+
+// Stats returns the node's counters.
+func (s *Service) Stats(ctx context.Context, _ *gatewayv1.StatsRequest) (*gatewayv1.StatsResponse, error) {
+	st := s.e.Stats()
+	return &gatewayv1.StatsResponse{
+		Sessions:             int64(s.e.SessionCount()),
+		Channels:             int64(len(s.e.Channels())),
+		WebsocketConnections: int64(s.cfg.Conns()),
+		Handshakes:           st.Handshakes.Load(),
+		Published:            st.Published.Load(),
+		Delivered:            st.Delivered.Load(),
+		DroppedSlow:          st.Dropped.Load(),
+		Expired:              st.Expired.Load(),
+		UptimeSeconds:        time.Since(s.started).Seconds(),
+	}, nil
+}
+
+// grpcError maps engine and Bayeux errors to gRPC statuses.
+func grpcError(err error) error {
+	if errors.Is(err, engine.ErrInvalidChannel) {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	var be *bayeux.Error
+	if !errors.As(err, &be) {
+		return status.Error(codes.Internal, err.Error())
+	}
+	code := codes.Internal
+	switch be.Code {
+	case 400, 405:
+		code = codes.InvalidArgument
+	case 401:
+		code = codes.Unauthenticated
+	case 403:
+		code = codes.PermissionDenied
+	case 404:
+		code = codes.FailedPrecondition // vetoed by a handler
+	case 429:
+		code = codes.ResourceExhausted
+	case 503:
+		code = codes.Unavailable
+	case 504:
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, be.Error())
+}
