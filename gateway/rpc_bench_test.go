@@ -103,6 +103,7 @@ func BenchmarkRemoteCall(b *testing.B) {
 		cfg := config.Default()
 		cfg.Listen = "127.0.0.1:0"
 		cfg.Demo.Enabled = config.Bool(false)
+		cfg.API.Listen = "off"
 		cfg.Log.Level = "error"
 		cfg.Backends = map[string]config.BackendConfig{"echo": {Target: addr}}
 		cfg.Routes = []config.RouteConfig{{Channel: "/service/rpc", Backend: "echo"}}

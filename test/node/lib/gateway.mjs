@@ -137,6 +137,9 @@ export class Gateway {
       `  ack: ${o.ack ? 'true' : 'false'}`,
       `  timesync: ${o.timesync ? 'true' : 'false'}`,
     ];
+    // The control API would otherwise take its default port (8081) in every
+    // gateway the suite starts; tests that need it configure it themselves.
+    if (!/^api:/m.test(o.extraYaml || '')) lines.push('api:', '  listen: "off"');
     if (o.extraYaml) lines.push(o.extraYaml);
     writeFileSync(this.configFile, lines.join('\n') + '\n');
   }
