@@ -45,6 +45,16 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// API is the control API for services and operators.
 	API APIConfig `yaml:"api"`
+	// Debug exposes runtime profiles.
+	Debug DebugConfig `yaml:"debug"`
+}
+
+// DebugConfig exposes Go's pprof profiles (/debug/pprof/) for measuring the
+// gateway.
+type DebugConfig struct {
+	// Listen is a loopback address serving /debug/pprof/; empty (the
+	// default) serves nothing. Environment: COMETGATE_DEBUG_LISTEN.
+	Listen string `yaml:"listen"`
 }
 
 // LogConfig selects the log level and format.

@@ -132,6 +132,9 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 			}
 		}
 	}
+	if v, ok := lookup("COMETGATE_DEBUG_LISTEN"); ok && v != "" {
+		c.Debug.Listen = v
+	}
 	if v, ok := lookup("COMETGATE_API_LISTEN"); ok && v != "" {
 		c.API.Listen = v
 	}
@@ -264,6 +267,9 @@ func (c *Config) Validate() error {
 	}
 	c.validateBackends(bad)
 	c.validateAPI(bad)
+	if c.Debug.Listen != "" && !loopback(c.Debug.Listen) {
+		bad("debug.listen", c.Debug.Listen, "profiles may only be served on a loopback address")
+	}
 	if len(errs) == 0 {
 		return nil
 	}

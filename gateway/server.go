@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -51,6 +52,7 @@ type Server struct {
 	mux       *http.ServeMux
 	http      *http.Server
 	api       *http.Server // the control API's own server, if any
+	debug     *http.Server // pprof, if configured
 
 	mu          sync.Mutex // guards listener, apiListener, serveErr
 	listener    net.Listener
@@ -114,7 +116,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes,
 			Subprotocol: ws.Subprotocol, Compression: ws.Compression,
 		},
-		Logger: s.log,
+		KeepHeaders: keptHeaders(cfg),
+		Logger:      s.log,
 	})
 	s.mux = http.NewServeMux()
 	s.mux.Handle(cfg.Path, s.transport)
@@ -267,14 +270,45 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.serveErr <- err
 	}
+	if addr := s.cfg.Debug.Listen; addr != "" {
+		if err := s.serveDebug(ctx, addr); err != nil {
+			ln.Close()
+			if apiLn != nil {
+				apiLn.Close()
+			}
+			s.engine.Close(ctx)
+			s.backends.Close(ctx)
+			return err
+		}
+	}
 	go serve(s.http, ln, false)
 	s.log.Info("cometgate listening", "addr", ln.Addr().String(), "bayeux", s.cfg.Path, "demo", *s.cfg.Demo.Enabled)
 	if apiLn != nil {
-		go serve(s.api, apiLn, s.api.TLSConfig != nil)
-		s.log.Info("control API listening", "addr", apiLn.Addr().String(), "tls", s.api.TLSConfig != nil, "auth", len(s.cfg.API.Tokens) > 0 || s.cfg.API.TLS.ClientCAFile != "")
+		tlsOn := s.api.TLSConfig != nil // read before Serve configures HTTP/2 on it
+		go serve(s.api, apiLn, tlsOn)
+		s.log.Info("control API listening", "addr", apiLn.Addr().String(), "tls", tlsOn, "auth", len(s.cfg.API.Tokens) > 0 || s.cfg.API.TLS.ClientCAFile != "")
 	} else if s.cfg.APIEnabled() {
 		s.log.Info("control API on the public listener", "path", "/v1/")
 	}
+	return nil
+}
+
+// serveDebug serves pprof on addr until Shutdown.
+func (s *Server) serveDebug(ctx context.Context, addr string) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (debug.listen): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go s.debug.Serve(ln)
+	s.log.Info("pprof listening", "addr", ln.Addr().String())
 	return nil
 }
 
@@ -330,6 +364,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if errHTTP != nil {
 		s.http.Close()
 	}
+	if s.debug != nil {
+		s.debug.Close()
+	}
 	if s.api != nil {
 		if err := s.api.Shutdown(ctx); err != nil {
 			s.api.Close()
@@ -352,6 +389,19 @@ func Check(cfg *config.Config) error {
 		return err
 	}
 	return s.backends.Close()
+}
+
+// keptHeaders lists the request headers some backend forwards, which
+// websocket sessions must therefore keep.
+func keptHeaders(cfg *config.Config) []string {
+	var names []string
+	for _, b := range cfg.Backends {
+		names = append(names, b.Headers...)
+		if len(b.Cookies) > 0 {
+			names = append(names, "Cookie")
+		}
+	}
+	return names
 }
 
 // backendConfig translates the configuration of backends and routes.

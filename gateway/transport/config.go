@@ -42,6 +42,10 @@ type Config struct {
 	MaxCallbackLength int
 	// WebSocket tunes the websocket transport.
 	WebSocket WebSocketConfig
+	// KeepHeaders lists the upgrade request headers a websocket session
+	// keeps for publish handlers and backends (engine.Client.Header); the
+	// others are dropped. HTTP requests always carry all their headers.
+	KeepHeaders []string
 	// Logger receives debug logs of bad input. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -47,18 +47,37 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.client = engine.Client{
 		Transport:  WebSocket,
 		Push:       true,
-		Browser:    h.browserID(r),
 		RemoteAddr: r.RemoteAddr,
-		Header:     r.Header,
+		Header:     h.keptHeaders(r.Header),
 		Conn:       c,
 	}
 	h.conns.add(c)
 	ws.SetReadLimit(int64(h.cfg.MaxRequestBytes))
 	ws.SetPongHandler(func(string) error { c.extendRead(); return nil })
 	c.pingTimer = time.AfterFunc(h.cfg.WebSocket.PingInterval, c.ping)
-	// The request's goroutine becomes the reader; net/http has hijacked the
-	// connection, so returning would only end it.
-	c.readLoop()
+	// Read in a fresh goroutine and return: the handler's goroutine holds a
+	// deep stack and, through the hijacked response, net/http's read and
+	// write buffers, which an idle connection must not keep.
+	go c.readLoop()
+}
+
+// keptHeaders copies the request headers that backends may need
+// (Config.KeepHeaders) so that a long-lived connection does not retain the
+// whole upgrade request.
+func (h *Handler) keptHeaders(src http.Header) map[string][]string {
+	if len(h.cfg.KeepHeaders) == 0 {
+		return nil
+	}
+	var kept map[string][]string
+	for _, name := range h.cfg.KeepHeaders {
+		if v := src.Values(name); len(v) > 0 {
+			if kept == nil {
+				kept = make(map[string][]string, len(h.cfg.KeepHeaders))
+			}
+			kept[http.CanonicalHeaderKey(name)] = append([]string(nil), v...)
+		}
+	}
+	return kept
 }
 
 func websocketSubprotocols(r *http.Request) []string { return websocket.Subprotocols(r) }
@@ -79,9 +98,12 @@ func (c *wsConn) ping() {
 	c.pingTimer.Reset(c.h.cfg.WebSocket.PingInterval)
 }
 
-// readLoop reads frames until the connection fails or closes.
+// readLoop reads frames until the connection fails or closes. It only
+// reads: decoding and processing run on a short-lived goroutine per frame,
+// so that this long-lived goroutine's stack stays small while it waits.
 func (c *wsConn) readLoop() {
 	defer c.finish()
+	done := make(chan bool, 1)
 	for {
 		c.extendRead()
 		_, data, err := c.ws.ReadMessage()
@@ -92,27 +114,34 @@ func (c *wsConn) readLoop() {
 			}
 			return
 		}
-		msgs, err := bayeux.Decode(data, c.h.cfg.MaxBatch)
-		switch {
-		case errors.Is(err, bayeux.ErrEmptyBatch):
-			continue // Faye clients send [] as a keep-alive
-		case errors.Is(err, bayeux.ErrBatchTooLarge):
-			c.h.cfg.Logger.Debug("websocket batch too large", "remote", c.client.RemoteAddr)
-			c.closeWith(websocket.CloseMessageTooBig, "too many messages")
-			return
-		case err != nil:
-			c.h.cfg.Logger.Debug("bad websocket frame", "remote", c.client.RemoteAddr, "err", err)
-			c.closeWith(websocket.CloseInternalServerErr, "bad JSON")
-			return
-		case handshakeNotAlone(msgs):
-			c.h.cfg.Logger.Debug("websocket handshake batched with other messages", "remote", c.client.RemoteAddr)
-			c.closeWith(websocket.CloseInternalServerErr, "handshake not alone")
-			return
-		}
-		if !c.process(msgs) {
+		go func() { done <- c.handleFrame(data) }()
+		if !<-done {
 			return
 		}
 	}
+}
+
+// handleFrame decodes and processes one frame; it reports false when the
+// connection must end.
+func (c *wsConn) handleFrame(data []byte) bool {
+	msgs, err := bayeux.Decode(data, c.h.cfg.MaxBatch)
+	switch {
+	case errors.Is(err, bayeux.ErrEmptyBatch):
+		return true // Faye clients send [] as a keep-alive
+	case errors.Is(err, bayeux.ErrBatchTooLarge):
+		c.h.cfg.Logger.Debug("websocket batch too large", "remote", c.client.RemoteAddr)
+		c.closeWith(websocket.CloseMessageTooBig, "too many messages")
+		return false
+	case err != nil:
+		c.h.cfg.Logger.Debug("bad websocket frame", "remote", c.client.RemoteAddr, "err", err)
+		c.closeWith(websocket.CloseInternalServerErr, "bad JSON")
+		return false
+	case handshakeNotAlone(msgs):
+		c.h.cfg.Logger.Debug("websocket handshake batched with other messages", "remote", c.client.RemoteAddr)
+		c.closeWith(websocket.CloseInternalServerErr, "handshake not alone")
+		return false
+	}
+	return c.process(msgs)
 }
 
 // process handles one frame and writes its replies, preceded by any
