@@ -133,8 +133,8 @@ type TransportsConfig struct {
 
 // WebSocketConfig tunes the websocket transport.
 type WebSocketConfig struct {
-	// ReadBufferSize is the per-connection read buffer, in bytes.
-	// Default 1024.
+	// ReadBufferSize is the per-connection read buffer, in bytes; larger
+	// frames are still read whole, in more system calls. Default 512.
 	ReadBufferSize int `yaml:"readBufferSize"`
 	// WriteBufferSize is the size of the pooled write buffers, in bytes; an
 	// idle connection holds none. Default 4096.

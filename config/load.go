@@ -48,7 +48,7 @@ func (c *Config) SetDefaults() {
 	setInt(&c.Limits.MaxBatch, 256)
 
 	ws := &c.Transports.WebSocket
-	setInt(&ws.ReadBufferSize, 1024)
+	setInt(&ws.ReadBufferSize, 512)
 	setInt(&ws.WriteBufferSize, 4096)
 	setDur(&ws.PingInterval, 25*time.Second)
 	setDur(&ws.IdleTimeout, 60*time.Second)

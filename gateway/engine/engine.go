@@ -249,7 +249,7 @@ func (e *Engine) sweep() {
 			for _, s := range e.Sessions() {
 				if s.expired(now) {
 					e.stats.Expired.Add(1)
-					e.removeSession(s, CloseExpired)
+					e.removeSession(s, CloseExpired, nil)
 				}
 			}
 			e.channels.sweep()
@@ -257,10 +257,11 @@ func (e *Engine) sweep() {
 	}
 }
 
-// removeSession takes s out of every table and tells its listeners. It is
-// a no-op for a session already removed.
-func (e *Engine) removeSession(s *Session, reason CloseReason) {
-	if !s.close(reason) {
+// removeSession takes s out of every table and tells its listeners; final,
+// if not nil, is a last message for it (a server-side /meta/disconnect). It
+// is a no-op for a session already removed.
+func (e *Engine) removeSession(s *Session, reason CloseReason, final []byte) {
+	if !s.close(reason, final) {
 		return
 	}
 	e.sessionsMu.Lock()

@@ -364,7 +364,7 @@ func (e *Engine) disconnect(x *Exchange) {
 		x.Reply.Fail(bayeux.ErrSessionUnknown)
 		return
 	}
-	e.removeSession(x.Session, CloseDisconnect)
+	e.removeSession(x.Session, CloseDisconnect, nil)
 }
 
 type clientKey struct{}

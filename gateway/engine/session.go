@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,11 +85,12 @@ const (
 // Hold is a /meta/connect that a transport is holding open.
 type Hold struct {
 	x    *Exchange
-	wake chan struct{} // 1-buffered, signalled when the hold should end
+	wake chan struct{} // 1-buffered, signalled when the hold should end; nil for push transports
 	end  holdEnd       // guarded by the session's mu
 }
 
-// Wake returns a channel that receives when the hold should end early.
+// Wake returns a channel that receives when the hold should end early. It
+// is nil for a hold made with ParkPush.
 func (h *Hold) Wake() <-chan struct{} { return h.wake }
 
 // Exchange returns the held connect.
@@ -108,8 +111,9 @@ type Session struct {
 	reason CloseReason
 	// queued encoded messages, shared read-only
 	queue queue.Queue
-	// subscribed channel names
-	subs map[string]struct{}
+	// subscribed channel names; a slice, since sessions rarely hold more
+	// than a few and a map costs hundreds of bytes per idle session
+	subs []string
 	// push connection, if any
 	conn Conn
 	// held connect, if any
@@ -182,11 +186,7 @@ func (s *Session) QueueLen() int {
 func (s *Session) Subscriptions() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := make([]string, 0, len(s.subs))
-	for ch := range s.subs {
-		list = append(list, ch)
-	}
-	return list
+	return slices.Clone(s.subs)
 }
 
 // User returns the user identity bound to the session, or "".
@@ -230,8 +230,7 @@ func (s *Session) Get(key string) any {
 // answered with a /meta/disconnect message and reconnect advice "none".
 func (s *Session) Disconnect() {
 	disc := bayeux.AppendMessage(nil, &bayeux.Message{Channel: bayeux.MetaDisconnect, Reply: true, Successful: true})
-	s.enqueue(disc)
-	s.e.removeSession(s, CloseServer)
+	s.e.removeSession(s, CloseServer, disc)
 }
 
 // Deliver queues m for this session alone (narrowcast), whatever its
@@ -259,7 +258,7 @@ func (s *Session) enqueue(b []byte) {
 		s.mu.Unlock()
 		s.e.stats.Dropped.Add(1)
 		s.e.log.Info("session queue full, disconnecting slow client", "session", s.id, "maxQueue", s.e.cfg.MaxQueue)
-		s.e.removeSession(s, CloseSlow)
+		s.e.removeSession(s, CloseSlow, nil)
 		return
 	}
 	conn := s.notifyLocked()
@@ -291,6 +290,9 @@ func (s *Session) endHoldLocked(why holdEnd) {
 		return
 	}
 	h.end = why
+	if h.wake == nil {
+		return // a push transport learns of it through Conn.Wake
+	}
 	select {
 	case h.wake <- struct{}{}:
 	default:
@@ -332,7 +334,21 @@ func (s *Session) Detach(c Conn) {
 // it. The caller must end the hold with Unpark (HTTP) or let Pull take it
 // (push).
 func (s *Session) Park(x *Exchange) *Hold {
-	h := &Hold{x: x, wake: make(chan struct{}, 1)}
+	return s.park(&Hold{x: x, wake: make(chan struct{}, 1)})
+}
+
+// ParkPush holds connect exchange x for a push transport, which is told of
+// the hold's end through its Conn and answers it with Pull. Only what the
+// reply needs of the request is kept, so that an idle session does not
+// retain the decoded batch and the frame it came in.
+func (s *Session) ParkPush(x *Exchange) *Hold {
+	req := x.Request
+	slim := *x
+	slim.Request = &bayeux.Message{Channel: req.Channel, ID: req.ID, Ext: bytes.Clone(req.Ext)}
+	return s.park(&Hold{x: &slim})
+}
+
+func (s *Session) park(h *Hold) *Hold {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.held != nil {
@@ -505,12 +521,17 @@ func (s *Session) expired(now time.Time) bool {
 }
 
 // close marks the session closed and wakes a held connect or push
-// connection. It reports false if it was already closed.
-func (s *Session) close(reason CloseReason) bool {
+// connection; final, if any, is queued in the same critical section so that
+// whoever answers the held connect sees both. It reports false if the
+// session was already closed.
+func (s *Session) close(reason CloseReason, final []byte) bool {
 	s.mu.Lock()
 	if s.state == StateClosed {
 		s.mu.Unlock()
 		return false
+	}
+	if final != nil {
+		s.queue.Push(final, s.e.cfg.MaxQueue+1, s.e.cfg.MaxQueueBytes+len(final))
 	}
 	s.state = StateClosed
 	s.reason = reason
@@ -530,15 +551,12 @@ func (s *Session) CloseReason() CloseReason {
 	return s.reason
 }
 
-func (s *Session) shutdown() { s.e.removeSession(s, CloseShutdown) }
+func (s *Session) shutdown() { s.e.removeSession(s, CloseShutdown, nil) }
 
 func (s *Session) takeSubscriptions() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := make([]string, 0, len(s.subs))
-	for ch := range s.subs {
-		list = append(list, ch)
-	}
+	list := s.subs
 	s.subs = nil
 	return list
 }
@@ -549,15 +567,16 @@ func (s *Session) addSub(ch string) bool {
 	if s.state == StateClosed {
 		return false
 	}
-	if s.subs == nil {
-		s.subs = make(map[string]struct{})
+	if !slices.Contains(s.subs, ch) {
+		s.subs = append(s.subs, ch)
 	}
-	s.subs[ch] = struct{}{}
 	return true
 }
 
 func (s *Session) removeSub(ch string) {
 	s.mu.Lock()
-	delete(s.subs, ch)
+	if i := slices.Index(s.subs, ch); i >= 0 {
+		s.subs = slices.Delete(s.subs, i, i+1)
+	}
 	s.mu.Unlock()
 }

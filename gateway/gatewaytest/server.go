@@ -31,8 +31,8 @@ type Server struct {
 }
 
 // NewServer starts a gateway for the test and returns it ready to serve.
-// The configuration is config.Default() listening on 127.0.0.1:0, then
-// changed by configure (which may be nil) and validated. opts are passed
+// The configuration is config.Default() with the public listener and the
+// control API's listener both on 127.0.0.1:0, then changed by configure (which may be nil) and validated. opts are passed
 // to gateway.New. The server is shut down when the test ends.
 //
 // Server logs are discarded unless the environment variable

@@ -63,7 +63,7 @@ type CookieConfig struct {
 
 // WebSocketConfig tunes the websocket transport.
 type WebSocketConfig struct {
-	ReadBufferSize   int           // default 1024
+	ReadBufferSize   int           // default 512
 	WriteBufferSize  int           // pooled; default 4096
 	PingInterval     time.Duration // default 25s
 	IdleTimeout      time.Duration // default 60s
@@ -110,7 +110,7 @@ func (c *Config) setDefaults() {
 	}
 	w := &c.WebSocket
 	if w.ReadBufferSize <= 0 {
-		w.ReadBufferSize = 1024
+		w.ReadBufferSize = 512
 	}
 	if w.WriteBufferSize <= 0 {
 		w.WriteBufferSize = 4096

@@ -115,7 +115,9 @@ func (c *wsConn) readLoop() {
 			return
 		}
 		go func() { done <- c.handleFrame(data) }()
-		if !<-done {
+		ok := <-done
+		data = nil // do not keep the last frame while waiting for the next
+		if !ok {
 			return
 		}
 	}
@@ -216,7 +218,7 @@ func (c *wsConn) park(x *engine.Exchange) {
 	if c.holdTimer != nil {
 		c.holdTimer.Stop()
 	}
-	h := s.Park(x)
+	h := s.ParkPush(x)
 	c.holdTimer = time.AfterFunc(x.Hold, func() {
 		if s.HoldExpired(h) {
 			c.Wake()
