@@ -159,6 +159,12 @@ type WebSocketConfig struct {
 	Subprotocol string `yaml:"subprotocol"`
 	// Compression enables permessage-deflate. Default false.
 	Compression bool `yaml:"compression"`
+	// Poller watches idle connections with one epoll instance (Linux)
+	// instead of a reader goroutine each, which saves most of an idle
+	// session's memory. Server pings are then not sent: the Bayeux connect
+	// cycle is the heartbeat and dead peers end with their session's
+	// expiry. Default true.
+	Poller *bool `yaml:"poller"`
 }
 
 // CallbackPollingConfig tunes the JSONP transport.

@@ -54,6 +54,7 @@ func (c *Config) SetDefaults() {
 	setDur(&ws.IdleTimeout, 60*time.Second)
 	setDur(&ws.WriteTimeout, 10*time.Second)
 	setInt(&ws.MaxFrameBytes, 64<<10)
+	setBool(&ws.Poller, true)
 	cp := &c.Transports.CallbackPolling
 	setStr(&cp.CallbackParameter, "jsonp")
 	setInt(&cp.MaxCallbackLength, 64)

@@ -114,7 +114,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			ReadBufferSize: ws.ReadBufferSize, WriteBufferSize: ws.WriteBufferSize,
 			PingInterval: ws.PingInterval.D(), IdleTimeout: ws.IdleTimeout.D(), WriteTimeout: ws.WriteTimeout.D(),
 			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes,
-			Subprotocol: ws.Subprotocol, Compression: ws.Compression,
+			Subprotocol: ws.Subprotocol, Compression: ws.Compression, Poller: *ws.Poller,
 		},
 		KeepHeaders: keptHeaders(cfg),
 		Logger:      s.log,

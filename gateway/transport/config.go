@@ -72,6 +72,11 @@ type WebSocketConfig struct {
 	MaxFrameBytes    int           // default 64 KiB
 	Subprotocol      string        // required subprotocol, "" for none
 	Compression      bool
+	// Poller watches idle connections with epoll (Linux) instead of a
+	// reader goroutine each; server pings are then not sent (the Bayeux
+	// connect cycle is the heartbeat, and dead peers end with their
+	// session's expiry). TLS connections always get a reader goroutine.
+	Poller bool
 }
 
 func (c *Config) setDefaults() {

@@ -18,7 +18,9 @@ type Handler struct {
 	cfg      Config
 	browsers browsers
 	upgrader websocket.Upgrader
-	conns    connSet // open websocket connections, for shutdown
+	polled   websocket.Upgrader // for connections watched by the poller
+	poller   *poller            // nil: a reader goroutine per connection
+	conns    connSet            // open websocket connections, for shutdown
 	bufs     sync.Pool
 }
 
@@ -43,6 +45,16 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 	}
 	if p := cfg.WebSocket.Subprotocol; p != "" {
 		h.upgrader.Subprotocols = []string{p}
+	}
+	if cfg.WebSocket.Poller {
+		p, err := newPoller()
+		if err != nil {
+			cfg.Logger.Info("websocket poller unavailable; one reader goroutine per connection", "err", err)
+		} else {
+			h.poller = p
+			h.polled = h.upgrader
+			h.polled.ReadBufferSize = 0 // use the reader readerHijacker provides
+		}
 	}
 	return h
 }
@@ -91,6 +103,9 @@ func (h *Handler) Shutdown() {
 	for _, c := range h.conns.snapshot() {
 		c.flush()
 		c.closeWith(websocket.CloseGoingAway, "server shutdown")
+	}
+	if h.poller != nil {
+		h.poller.close()
 	}
 }
 

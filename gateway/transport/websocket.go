@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -25,9 +27,17 @@ type wsConn struct {
 	scheduled atomic.Bool                    // a flush is pending or running
 	closed    atomic.Bool
 
-	wmu       sync.Mutex  // one writer at a time; guards the socket's write side
-	holdTimer *time.Timer // timer of the held connect; reader goroutine only
-	pingTimer *time.Timer
+	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side
+	holdTimer atomic.Pointer[time.Timer] // timer of the held connect
+	pingTimer *time.Timer                // nil when polled
+
+	// Polled connections (see poller): the socket's descriptor, the
+	// library's buffered reader, and whether a reader is running.
+	fd       int
+	br       *bufio.Reader
+	polled   bool
+	reading  atomic.Bool
+	finished atomic.Bool
 }
 
 var _ engine.Conn = (*wsConn)(nil)
@@ -37,7 +47,13 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, "websocket subprotocol "+p+" required", nil)
 		return
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil)
+	var hj *readerHijacker
+	up := &h.upgrader
+	if h.poller != nil {
+		hj = &readerHijacker{ResponseWriter: w, size: max(h.cfg.WebSocket.ReadBufferSize, 264)}
+		w, up = hj, &h.polled
+	}
+	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered (403 for a refused origin).
 		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
@@ -51,14 +67,76 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		Header:     h.keptHeaders(r.Header),
 		Conn:       c,
 	}
-	h.conns.add(c)
 	ws.SetReadLimit(int64(h.cfg.MaxRequestBytes))
+	if hj != nil && c.pollable(hj.br) {
+		h.conns.add(c)
+		if err := h.poller.add(c); err != nil {
+			h.cfg.Logger.Warn("cannot watch websocket connection", "remote", r.RemoteAddr, "err", err)
+			c.closeWith(websocket.CloseTryAgainLater, "")
+		}
+		return
+	}
+	h.conns.add(c)
 	ws.SetPongHandler(func(string) error { c.extendRead(); return nil })
 	c.pingTimer = time.AfterFunc(h.cfg.WebSocket.PingInterval, c.ping)
 	// Read in a fresh goroutine and return: the handler's goroutine holds a
 	// deep stack and, through the hijacked response, net/http's read and
 	// write buffers, which an idle connection must not keep.
 	go c.readLoop()
+}
+
+// pollable prepares a plain TCP connection for the poller; it reports
+// false when the connection needs a reader goroutine instead (TLS).
+func (c *wsConn) pollable(br *bufio.Reader) bool {
+	tcp, ok := c.ws.UnderlyingConn().(*net.TCPConn)
+	if !ok || br == nil {
+		return false
+	}
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		return false
+	}
+	if rc.Control(func(fd uintptr) { c.fd = int(fd) }) != nil {
+		return false
+	}
+	c.br, c.polled = br, true
+	return true
+}
+
+// readable runs when the poller sees data on a polled connection: a
+// short-lived goroutine reads and processes every frame that arrived, then
+// re-arms the connection.
+func (c *wsConn) readable() {
+	if !c.reading.CompareAndSwap(false, true) {
+		return // a reader is running; it re-arms when done
+	}
+	go func() {
+		for {
+			// A frame that started arriving must finish within the idle
+			// timeout.
+			c.extendRead()
+			_, data, err := c.ws.ReadMessage()
+			if err != nil {
+				if errors.Is(err, websocket.ErrReadLimit) {
+					c.h.cfg.Logger.Debug("websocket frame too large", "remote", c.client.RemoteAddr, "limit", c.h.cfg.MaxRequestBytes)
+					c.closeWith(websocket.CloseMessageTooBig, "frame too large")
+				}
+				c.finish()
+				return
+			}
+			if !c.handleFrame(data) {
+				c.finish()
+				return
+			}
+			if c.br.Buffered() == 0 {
+				break
+			}
+		}
+		c.reading.Store(false)
+		if err := c.h.poller.rearm(c); err != nil {
+			c.finish()
+		}
+	}()
 }
 
 // keptHeaders copies the request headers that backends may need
@@ -215,15 +293,15 @@ func (c *wsConn) process(msgs []bayeux.Message) bool {
 // this connection is dropped unanswered, as CometD does.
 func (c *wsConn) park(x *engine.Exchange) {
 	s := x.Session
-	if c.holdTimer != nil {
-		c.holdTimer.Stop()
-	}
 	h := s.ParkPush(x)
-	c.holdTimer = time.AfterFunc(x.Hold, func() {
+	t := time.AfterFunc(x.Hold, func() {
 		if s.HoldExpired(h) {
 			c.Wake()
 		}
 	})
+	if old := c.holdTimer.Swap(t); old != nil {
+		old.Stop()
+	}
 	c.Wake()
 }
 
@@ -319,18 +397,29 @@ func (c *wsConn) closeLocked(code int, reason string) {
 		msg := websocket.FormatCloseMessage(code, reason)
 		c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	}
+	if c.polled {
+		// Stop watching before the descriptor can be reused, and clean up:
+		// no reader goroutine will notice the close.
+		c.h.poller.remove(c)
+		go c.finish()
+	}
 	c.ws.Close()
 }
 
 // finish runs when the reader stops: the session stays alive (a new
 // connection may resume it) but is detached and will expire on its own.
 func (c *wsConn) finish() {
-	c.closeWith(0, "")
-	c.pingTimer.Stop()
-	if c.holdTimer != nil {
-		c.holdTimer.Stop()
+	if !c.finished.CompareAndSwap(false, true) {
+		return
 	}
-	if s := c.client.Bound; s != nil {
+	c.closeWith(0, "")
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if t := c.holdTimer.Load(); t != nil {
+		t.Stop()
+	}
+	if s := c.bound.Load(); s != nil {
 		s.Detach(c)
 	}
 	c.h.conns.remove(c)
