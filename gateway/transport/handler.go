@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
@@ -21,6 +22,7 @@ type Handler struct {
 	polled   websocket.Upgrader // for connections watched by the poller
 	poller   *poller            // nil: a reader goroutine per connection
 	conns    connSet            // open websocket connections, for shutdown
+	flushers flushers           // goroutines that write queued messages
 	bufs     sync.Pool
 }
 
@@ -34,6 +36,7 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		cfg:      cfg,
 		browsers: browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]map[string]int)},
 		conns:    connSet{m: make(map[*wsConn]struct{})},
+		flushers: flushers{work: make(chan *wsConn), idle: 10 * time.Second},
 		bufs:     sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
 	}
 	h.upgrader = websocket.Upgrader{

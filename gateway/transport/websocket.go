@@ -68,6 +68,21 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		Conn:       c,
 	}
 	ws.SetReadLimit(int64(h.cfg.MaxRequestBytes))
+	// Data frames are written straight to the socket under wmu (see
+	// writeLocked), so the library's own control replies must take it too.
+	ws.SetPingHandler(func(data string) error {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(h.cfg.WebSocket.WriteTimeout))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		c.closeWith(code, "")
+		return nil
+	})
 	if hj != nil && c.pollable(hj.br) {
 		h.conns.add(c)
 		if err := h.poller.add(c); err != nil {
@@ -169,7 +184,10 @@ func (c *wsConn) ping() {
 		return
 	}
 	deadline := time.Now().Add(c.h.cfg.WebSocket.WriteTimeout)
-	if err := c.ws.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+	c.wmu.Lock()
+	err := c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+	c.wmu.Unlock()
+	if err != nil {
 		c.closeWith(websocket.CloseGoingAway, "")
 		return
 	}
@@ -252,7 +270,7 @@ func (c *wsConn) process(msgs []bayeux.Message) bool {
 		events = b.Session.Take(events, 0)
 	}
 	b.End()
-	out := (*buf)[:0]
+	out := append((*buf)[:0], make([]byte, frameHeaderRoom)...)
 	out = append(out, '[')
 	n := 0
 	for _, ev := range events {
@@ -310,8 +328,11 @@ func (c *wsConn) Wake() {
 	if c.closed.Load() || !c.scheduled.CompareAndSwap(false, true) {
 		return
 	}
-	go c.flush()
+	c.h.flushers.run(c)
 }
+
+// itemSlices recycles the slices a flush collects queued messages in.
+var itemSlices = sync.Pool{New: func() any { s := make([][]byte, 0, 16); return &s }}
 
 // flush writes everything due for the bound session, batching queued
 // messages into frames of at most MessagesPerFrame messages and about
@@ -324,7 +345,13 @@ func (c *wsConn) flush() {
 	}
 	buf := c.h.getBuf()
 	defer c.h.putBuf(buf)
-	var items [][]byte
+	ip := itemSlices.Get().(*[][]byte)
+	items := (*ip)[:0]
+	defer func() {
+		clear(items)
+		*ip = items[:0]
+		itemSlices.Put(ip)
+	}()
 	cfg := c.h.cfg.WebSocket
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -333,7 +360,7 @@ func (c *wsConn) flush() {
 		if len(events) == 0 && x == nil {
 			break
 		}
-		out := (*buf)[:0]
+		out := append((*buf)[:0], make([]byte, frameHeaderRoom)...)
 		out = append(out, '[')
 		for i, ev := range events {
 			if i > 0 {
@@ -367,13 +394,24 @@ func (c *wsConn) flush() {
 	}
 }
 
-// writeLocked sends one text frame; the caller holds wmu.
-func (c *wsConn) writeLocked(frame []byte) bool {
+// writeLocked sends buf, a JSON payload after frameHeaderRoom reserved
+// bytes, as one text frame with one system call; the caller holds wmu.
+// With compression the library frames it instead.
+func (c *wsConn) writeLocked(buf []byte) bool {
 	if c.closed.Load() {
 		return false
 	}
-	c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WebSocket.WriteTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+	deadline := time.Now().Add(c.h.cfg.WebSocket.WriteTimeout)
+	var err error
+	if c.h.cfg.WebSocket.Compression {
+		c.ws.SetWriteDeadline(deadline)
+		err = c.ws.WriteMessage(websocket.TextMessage, buf[frameHeaderRoom:])
+	} else {
+		conn := c.ws.UnderlyingConn()
+		conn.SetWriteDeadline(deadline)
+		_, err = conn.Write(textFrame(buf))
+	}
+	if err != nil {
 		c.h.cfg.Logger.Debug("websocket write failed", "remote", c.client.RemoteAddr, "err", err)
 		c.closeLocked(0, "")
 		return false
