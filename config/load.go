@@ -126,12 +126,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 		c.Bayeux.Timeout = d
 	}
 	if v, ok := lookup("COMETGATE_ALLOWED_ORIGINS"); ok && v != "" {
-		c.CORS.AllowedOrigins = nil
-		for _, o := range strings.Split(v, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				c.CORS.AllowedOrigins = append(c.CORS.AllowedOrigins, o)
-			}
-		}
+		c.CORS.AllowedOrigins = splitList(v)
 	}
 	if v, ok := lookup("COMETGATE_DEBUG_LISTEN"); ok && v != "" {
 		c.Debug.Listen = v
@@ -140,12 +135,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 		c.API.Listen = v
 	}
 	if v, ok := lookup("COMETGATE_API_TOKENS"); ok && v != "" {
-		c.API.Tokens = nil
-		for _, t := range strings.Split(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				c.API.Tokens = append(c.API.Tokens, t)
-			}
-		}
+		c.API.Tokens = splitList(v)
 	}
 	if v, ok := lookup("COMETGATE_DEMO"); ok && v != "" {
 		b, err := strconv.ParseBool(v)
@@ -320,4 +310,15 @@ func setBool(p **bool, v bool) {
 	if *p == nil {
 		*p = &v
 	}
+}
+
+// splitList splits a comma-separated environment value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

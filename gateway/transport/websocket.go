@@ -129,13 +129,8 @@ func (c *wsConn) readable() {
 		for {
 			// A frame that started arriving must finish within the idle
 			// timeout.
-			c.extendRead()
-			_, data, err := c.ws.ReadMessage()
-			if err != nil {
-				if errors.Is(err, websocket.ErrReadLimit) {
-					c.h.cfg.Logger.Debug("websocket frame too large", "remote", c.client.RemoteAddr, "limit", c.h.cfg.MaxRequestBytes)
-					c.closeWith(websocket.CloseMessageTooBig, "frame too large")
-				}
+			data, ok := c.readFrame()
+			if !ok {
 				c.finish()
 				return
 			}
@@ -201,22 +196,33 @@ func (c *wsConn) readLoop() {
 	defer c.finish()
 	done := make(chan bool, 1)
 	for {
-		c.extendRead()
-		_, data, err := c.ws.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.h.cfg.Logger.Debug("websocket frame too large", "remote", c.client.RemoteAddr, "limit", c.h.cfg.MaxRequestBytes)
-				c.closeWith(websocket.CloseMessageTooBig, "frame too large")
-			}
+		data, ok := c.readFrame()
+		if !ok {
 			return
 		}
 		go func() { done <- c.handleFrame(data) }()
-		ok := <-done
+		ok = <-done
 		data = nil // do not keep the last frame while waiting for the next
 		if !ok {
 			return
 		}
 	}
+}
+
+// readFrame reads the next data frame within the idle timeout; it reports
+// false when the connection failed or closed (an oversized frame is
+// answered with close 1009).
+func (c *wsConn) readFrame() ([]byte, bool) {
+	c.extendRead()
+	_, data, err := c.ws.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			c.h.cfg.Logger.Debug("websocket frame too large", "remote", c.client.RemoteAddr, "limit", c.h.cfg.MaxRequestBytes)
+			c.closeWith(websocket.CloseMessageTooBig, "frame too large")
+		}
+		return nil, false
+	}
+	return data, true
 }
 
 // handleFrame decodes and processes one frame; it reports false when the
