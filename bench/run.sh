@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Cometgate load benchmark: the standard suite, with the server pinned to
+# CPU 0 and the load tool (cmd/cometload) pinned to CPU 1.
+#
+#   bench/run.sh            # the gateway suite (about five minutes)
+#   bench/run.sh faye       # the fanout scenarios against Faye 1.4, same pinning
+#   bench/run.sh all        # both, into one results file and one table
+#
+# Environment:
+#   BENCH_RESULTS  JSON-lines results file
+#                  (default /tmp/cometgate-bench/<UTC date>-<target>.jsonl)
+#   RUNS           runs per cheap configuration, summarised by medians (3)
+#   FANOUT_RATES   messages/s for the 1,000-subscriber fanout ("100 300 600 1000")
+#   IDLE_CLIENTS   idle sessions (20000, capped by the open-file hard limit)
+#   PORT_BASE      first loopback port used (18180)
+#
+# Everything listens on and connects to 127.0.0.1 only. Every load run is
+# bounded by its own flags and by `timeout`; the servers this script
+# starts are stopped by PID when it exits.
+set -euo pipefail
+
+target=${1:-gateway}
+case $target in
+gateway | faye | all) ;;
+*)
+	echo "usage: $0 [gateway|faye|all]" >&2
+	exit 2
+	;;
+esac
+
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+RUNS=${RUNS:-3}
+FANOUT_RATES=${FANOUT_RATES:-"100 300 600 1000"}
+IDLE_CLIENTS=${IDLE_CLIENTS:-20000}
+PORT_BASE=${PORT_BASE:-18180}
+stamp=$(date -u +%Y%m%d-%H%M%S)
+RESULTS=${BENCH_RESULTS:-/tmp/cometgate-bench/$stamp-$target.jsonl}
+mkdir -p "$(dirname "$RESULTS")"
+: >>"$RESULTS"
+logdir=$(mktemp -d /tmp/cometgate-bench-logs.XXXXXX)
+bin=$(mktemp -d /tmp/cometgate-bench-bin.XXXXXX)
+
+server_pid=""
+server_log=""
+port=$PORT_BASE
+
+stop_server() {
+	[ -n "$server_pid" ] || return 0
+	if kill -0 "$server_pid" 2>/dev/null; then
+		kill "$server_pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -9 "$server_pid" 2>/dev/null || true
+	fi
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=""
+}
+
+cleanup() {
+	stop_server
+	rm -rf "$bin"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! command -v taskset >/dev/null; then
+	echo "bench: taskset (util-linux) is required for pinning" >&2
+	exit 1
+fi
+if [ "$(nproc)" -lt 2 ]; then
+	echo "bench: needs two CPUs (server on CPU 0, load on CPU 1)" >&2
+	exit 1
+fi
+
+# Open files: the server and the tool each hold one descriptor per
+# session. Raise the soft limit as far as the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fd_limit=$(ulimit -n)
+if [ "$fd_limit" != unlimited ] && [ "$IDLE_CLIENTS" -gt $((fd_limit - 100)) ]; then
+	capped=$(((fd_limit - 100) / 100 * 100))
+	echo "bench: open-file hard limit is $fd_limit; idle sessions capped at $capped (asked $IDLE_CLIENTS)" >&2
+	IDLE_CLIENTS=$capped
+fi
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git status --porcelain -- gateway config cmd/gateway go.mod go.sum 2>/dev/null | wc -l)
+# A comment line (cometload -table skips it) records what was measured.
+echo "# $stamp target=$target commit=$commit uncommitted_server_files=$dirty $(uname -r) $(nproc) CPUs" >>"$RESULTS"
+echo "== building commit $commit (+$dirty uncommitted server files); results: $RESULTS, logs: $logdir"
+go build -o "$bin/gateway" ./cmd/gateway
+go build -o "$bin/cometload" ./cmd/cometload
+
+wait_http() { # URL: wait until the server answers, up to 10 s
+	for _ in $(seq 100); do
+		if curl -s -o /dev/null --max-time 1 "$1"; then
+			return 0
+		fi
+		kill -0 "$server_pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+start_gateway() { # NAME DEMO(true|false): a fresh gateway on the next port, on CPU 0
+	stop_server
+	port=$((port + 1))
+	server_log=$logdir/$1.server.log
+	(
+		export COMETGATE_LISTEN=127.0.0.1:$port COMETGATE_DEMO=$2 COMETGATE_API_LISTEN=off COMETGATE_LOG_LEVEL=warn
+		exec taskset -c 0 "$bin/gateway"
+	) >"$server_log" 2>&1 &
+	server_pid=$!
+	url=http://127.0.0.1:$port/cometd
+	if ! wait_http "http://127.0.0.1:$port/healthz"; then
+		echo "bench: gateway did not start; see $server_log" >&2
+		cat "$server_log" >&2
+		exit 1
+	fi
+	echo "== gateway pid $server_pid on $url (CPU 0, demo $2)"
+}
+
+start_faye() { # NAME [ignored]: a fresh Faye server on the next port, on CPU 0
+	stop_server
+	port=$((port + 1))
+	server_log=$logdir/$1.server.log
+	(exec taskset -c 0 node "$repo/bench/faye-server.mjs" "$port") >"$server_log" 2>&1 &
+	server_pid=$!
+	url=http://127.0.0.1:$port/cometd
+	if ! wait_http "http://127.0.0.1:$port/"; then
+		echo "bench: Faye did not start; see $server_log" >&2
+		cat "$server_log" >&2
+		exit 1
+	fi
+	echo "== $(head -1 "$server_log") (CPU 0)"
+}
+
+n_run=0
+load() { # LABEL LIMIT_SECONDS cometload-flags...: one run on CPU 1
+	local label=$1 limit=$2
+	shift 2
+	n_run=$((n_run + 1))
+	local log=$logdir/run$n_run.log
+	local status=0
+	timeout --kill-after=10 "$limit" taskset -c 1 "$bin/cometload" -url "$url" -label "$label" \
+		-server-pid "$server_pid" "$@" >"$log.out" 2>"$log" || status=$?
+	grep -v '^{' "$log.out" | sed 's/^/   /' || true
+	local json
+	json=$(tail -n 1 "$log.out")
+	if [ "${json:0:1}" = "{" ]; then
+		printf '%s\n' "$json" >>"$RESULTS"
+	else
+		echo "   (no result line; exit $status; log $log)"
+	fi
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		echo "bench: the server died during '$label'; last lines of $server_log:" >&2
+		tail -n 30 "$server_log" >&2
+		exit 1
+	fi
+	LAST_JSON=$json
+}
+
+repeat() { # N LABEL LIMIT flags...
+	local n=$1
+	shift
+	for i in $(seq "$n"); do
+		echo "-- $1 [$i/$n]"
+		load "$@"
+	done
+}
+
+p99_of() { printf '%s' "$1" | grep -o '"p99":[0-9.]*' | head -1 | cut -d: -f2; }
+
+fanout_suite() { # PREFIX RUNS START_FN: the fanout scenarios
+	local prefix=$1 runs=$2 start=$3
+	for rate in $FANOUT_RATES; do
+		"$start" "$prefix-fanout1k-$rate" false
+		repeat "$runs" "$prefix fanout ws 1k @${rate}/s" 60 \
+			-scenario fanout -subscribers 1000 -rate "$rate" -duration 5s -warmup 1s -drain 10s
+	done
+	"$start" "$prefix-fanout10k" false
+	repeat "$runs" "$prefix fanout ws 10k @20/s" 90 \
+		-scenario fanout -subscribers 10000 -rate 20 -duration 5s -warmup 1s -drain 10s
+	"$start" "$prefix-lp10k" false
+	repeat 1 "$prefix fanout lp 10k @1/s" 120 \
+		-scenario fanout -transport long-polling -subscribers 10000 -rate 1 -duration 10s -warmup 2s -drain 10s
+	local p99
+	p99=$(p99_of "$LAST_JSON")
+	if [ -n "$p99" ] && awk -v p="$p99" 'BEGIN { exit !(p <= 50) }'; then
+		echo "   long-polling 10k: p99 ${p99} ms <= 50 ms: PASS"
+	else
+		echo "   long-polling 10k: p99 ${p99:-?} ms > 50 ms: FAIL"
+	fi
+}
+
+gateway_suite() {
+	fanout_suite gw "$RUNS" start_gateway
+	start_gateway idle false
+	repeat 1 "gw idle ws ${IDLE_CLIENTS}" 180 \
+		-scenario idle -clients "$IDLE_CLIENTS" -hold 20s -settle 5s -drain 15s
+	start_gateway rpc true
+	repeat "$RUNS" "gw rpc ws c50" 60 \
+		-scenario rpc -concurrency 50 -duration 5s -warmup 1s
+	stop_server
+}
+
+faye_suite() {
+	if [ ! -d "$repo/test/node/node_modules/faye" ]; then
+		echo "bench: Faye is not installed; run: (cd test/node && npm ci)" >&2
+		exit 1
+	fi
+	fanout_suite faye 1 start_faye
+	stop_server
+}
+
+start=$(date +%s)
+case $target in
+gateway) gateway_suite ;;
+faye) faye_suite ;;
+all)
+	gateway_suite
+	faye_suite
+	;;
+esac
+
+echo
+echo "== results ($(($(date +%s) - start)) s): $RESULTS"
+"$bin/cometload" -table "$RESULTS"

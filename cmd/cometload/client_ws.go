@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsShared is what all websocket clients of a run share: the dialer, with
+// its pool of write buffers (an idle connection holds none), and the pool
+// of frame buffers the readers fill.
+type wsShared struct {
+	dialer *websocket.Dialer
+	url    string // ws://…
+	frames sync.Pool
+}
+
+func newWSShared(httpURL string, readBuf int) *wsShared {
+	u := httpURL
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		u = "wss://" + u[len("https://"):]
+	case strings.HasPrefix(u, "http://"):
+		u = "ws://" + u[len("http://"):]
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return &wsShared{
+		url: u,
+		dialer: &websocket.Dialer{
+			NetDialContext:   d.DialContext,
+			HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize:   readBuf,
+			WriteBufferSize:  4096,
+			WriteBufferPool:  &sync.Pool{},
+		},
+		frames: sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
+	}
+}
+
+// wsClient is a Bayeux session over one websocket connection. One reader
+// goroutine handles every frame; writes (requests, publishes, the connect
+// loop's connects) are serialised by wmu.
+type wsClient struct {
+	session
+	conn    *websocket.Conn
+	wmu     sync.Mutex
+	wbuf    []byte // frame being written, under wmu
+	done    chan struct{}
+	closing atomic.Bool
+	reshake atomic.Bool // a re-handshake is under way
+}
+
+func newWSClient(e *env, o clientOpts) *wsClient {
+	return &wsClient{session: session{env: e, opts: o}, done: make(chan struct{})}
+}
+
+// Open implements Client.
+func (c *wsClient) Open(ctx context.Context) error {
+	conn, resp, err := c.env.ws.dialer.DialContext(ctx, c.env.ws.url, nil)
+	if err != nil {
+		if resp != nil {
+			return fmt.Errorf("websocket upgrade: %w (HTTP %d)", err, resp.StatusCode)
+		}
+		return fmt.Errorf("websocket dial: %w", err)
+	}
+	c.conn = conn
+	go c.readLoop()
+	if err := c.handshake(ctx); err != nil {
+		c.closing.Store(true)
+		c.conn.Close()
+		return err
+	}
+	return nil
+}
+
+// handshake makes the handshake and the first (immediate) connect, then
+// sends the first held connect of the loop.
+func (c *wsClient) handshake(ctx context.Context) error {
+	id := c.nextID()
+	m, err := c.request(ctx, id, func(b []byte) []byte { return appendHandshake(b, id, "websocket") }, false)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if err := replyError(&m); err != nil {
+		return err
+	}
+	cid := m.ClientID
+	c.mu.Lock()
+	c.clientID = cid
+	c.mu.Unlock()
+	c.adviceUpdate(m.Advice)
+	id = c.nextID()
+	m, err = c.request(ctx, id, func(b []byte) []byte { return appendConnect(b, id, cid, "websocket", true) }, false)
+	if err != nil {
+		return fmt.Errorf("first connect: %w", err)
+	}
+	if err := replyError(&m); err != nil {
+		return err
+	}
+	c.adviceUpdate(m.Advice)
+	return c.sendConnect()
+}
+
+// request writes one message built by build and waits for its reply.
+func (c *wsClient) request(ctx context.Context, id string, build func([]byte) []byte, wantData bool) (wireMsg, error) {
+	w := c.register(id, wantData)
+	if err := c.write(func(b []byte) []byte { return build(append(b, '[')) }); err != nil {
+		c.unregister(id)
+		return wireMsg{}, err
+	}
+	return c.wait(ctx, id, w, c.done)
+}
+
+// write sends one frame built by build (which must produce a JSON array
+// but for its closing bracket).
+func (c *wsClient) write(build func([]byte) []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = append(build(c.wbuf[:0]), ']')
+	c.conn.SetWriteDeadline(time.Now().Add(c.env.timeout))
+	err := c.conn.WriteMessage(websocket.TextMessage, c.wbuf)
+	if cap(c.wbuf) > 64<<10 {
+		c.wbuf = nil // do not keep a large buffer per connection
+	}
+	return err
+}
+
+// sendConnect sends the connect loop's next (held) connect.
+func (c *wsClient) sendConnect() error {
+	cid := c.id()
+	id := c.nextID()
+	return c.write(func(b []byte) []byte { return appendConnect(append(b, '['), id, cid, "websocket", false) })
+}
+
+// readLoop reads frames until the connection fails or closes.
+func (c *wsClient) readLoop() {
+	defer close(c.done)
+	pool := &c.env.ws.frames
+	for {
+		_, r, err := c.conn.NextReader()
+		if err != nil {
+			if !c.closing.Load() {
+				c.env.stats.errs.add("ws_closed", err.Error())
+			}
+			return
+		}
+		bp := pool.Get().(*[]byte)
+		b, err := readFrame(r, (*bp)[:0])
+		if err != nil {
+			*bp = b[:0]
+			pool.Put(bp)
+			if !c.closing.Load() {
+				c.env.stats.errs.add("ws_read", err.Error())
+			}
+			return
+		}
+		connects := c.dispatch(b, time.Now().UnixNano())
+		if cap(b) <= 1<<20 {
+			*bp = b[:0]
+			pool.Put(bp)
+		}
+		for i := range connects {
+			c.onConnect(&connects[i])
+		}
+	}
+}
+
+// readFrame reads a whole frame into buf, growing it as needed.
+func readFrame(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// onConnect follows a connect reply's advice: connect again, re-handshake
+// or stop.
+func (c *wsClient) onConnect(m *wireMsg) {
+	if c.closing.Load() {
+		return
+	}
+	c.adviceUpdate(m.Advice)
+	reconnect := "retry"
+	if m.Advice != nil && m.Advice.Reconnect != "" {
+		reconnect = m.Advice.Reconnect
+	}
+	_, interval := c.advised()
+	if !m.ok() {
+		c.env.stats.errs.add("connect_failed", m.Error)
+		interval = max(interval, 500*time.Millisecond)
+	}
+	switch reconnect {
+	case "none":
+		c.env.stats.errs.add("reconnect_none", m.Error)
+		return
+	case "handshake":
+		if m.ok() {
+			break
+		}
+		if c.reshake.CompareAndSwap(false, true) {
+			go c.rehandshake()
+		}
+		return
+	}
+	if interval <= 0 {
+		if err := c.sendConnect(); err != nil && !c.closing.Load() {
+			c.env.stats.errs.add("ws_write", err.Error())
+		}
+		return
+	}
+	time.AfterFunc(interval, func() {
+		if !c.closing.Load() {
+			c.sendConnect()
+		}
+	})
+}
+
+// rehandshake starts a new session on the same connection after the
+// server forgot the old one (402), and renews the subscriptions.
+func (c *wsClient) rehandshake() {
+	defer c.reshake.Store(false)
+	c.env.stats.errs.add("rehandshake", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*c.env.timeout)
+	defer cancel()
+	if err := c.handshake(ctx); err != nil {
+		c.env.stats.errs.add("rehandshake_failed", err.Error())
+		return
+	}
+	for _, ch := range c.subscriptions() {
+		if err := c.subscribe(ctx, ch); err != nil {
+			c.env.stats.errs.add("resubscribe_failed", err.Error())
+		}
+	}
+}
+
+// Subscribe implements Client.
+func (c *wsClient) Subscribe(ctx context.Context, channel string) error {
+	if err := c.subscribe(ctx, channel); err != nil {
+		return err
+	}
+	c.subscribed(channel)
+	return nil
+}
+
+func (c *wsClient) subscribe(ctx context.Context, channel string) error {
+	id, cid := c.nextID(), c.id()
+	m, err := c.request(ctx, id, func(b []byte) []byte { return appendSubscribe(b, id, cid, channel) }, false)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", channel, err)
+	}
+	return replyError(&m)
+}
+
+// Publish implements Client.
+func (c *wsClient) Publish(_ context.Context, channel string, data [][]byte) error {
+	cid := c.id()
+	return c.write(func(b []byte) []byte {
+		b = append(b, '[')
+		for i, d := range data {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendPublish(b, c.nextID(), cid, channel, d)
+		}
+		return b
+	})
+}
+
+// Call implements Client.
+func (c *wsClient) Call(ctx context.Context, channel string, data []byte) error {
+	id, cid := c.nextID(), c.id()
+	m, err := c.request(ctx, id, func(b []byte) []byte { return appendPublish(b, id, cid, channel, data) }, true)
+	if err != nil {
+		return err
+	}
+	return replyError(&m)
+}
+
+// Close implements Client.
+func (c *wsClient) Close(ctx context.Context) {
+	if c.conn == nil || c.closing.Swap(true) {
+		return
+	}
+	if cid := c.id(); cid != "" {
+		id := c.nextID()
+		w := c.register(id, false)
+		if c.write(func(b []byte) []byte { return appendDisconnect(append(b, '['), id, cid) }) == nil {
+			c.wait(ctx, id, w, c.done) // best effort
+		}
+	}
+	c.conn.Close()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	}
+}

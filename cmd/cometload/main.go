@@ -1,0 +1,206 @@
+// Command cometload is a load generator for Bayeux (CometD protocol)
+// servers: Cometgate, CometD, Faye or any other. It speaks Bayeux itself,
+// over websocket or long-polling, and is built to absorb hundreds of
+// thousands of delivered messages per second on one core: one reader
+// goroutine per connection, and delivered payloads are counted by
+// scanning frame bytes for the tool's own markers instead of decoding
+// JSON.
+//
+// Scenarios:
+//
+//	fanout  S subscribers on one channel, one publisher at -rate msg/s
+//	rooms   N clients in rooms of G, each publishing -rate msg/s to its room
+//	idle    C idle subscribed sessions held for -hold; server RSS per session
+//	rpc     remote calls on a /service channel at -concurrency
+//
+// Each run prints a short summary, then one JSON line (the last line of
+// standard output) with the results. Progress goes to standard error.
+//
+//	cometload -table FILE...   # medians of JSON result lines, grouped by -label
+//
+//	cometload -url http://127.0.0.1:8080/cometd -scenario fanout -subscribers 1000 -rate 200
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(realMain())
+}
+
+func realMain() int {
+	if len(os.Args) > 1 && os.Args[1] == "-table" {
+		if err := printTable(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "cometload:", err)
+			return 1
+		}
+		return 0
+	}
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "cometload:", err)
+		return 2
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if os.Getenv("GOGC") == "" {
+		// Memory is cheap here and CPU is what the tool must not run out
+		// of: collect less often than the default 100.
+		debug.SetGCPercent(400)
+	}
+
+	sessions := cfg.clients
+	switch cfg.scenario {
+	case "fanout":
+		sessions = cfg.subscribers + 1
+	case "rpc":
+		sessions = cfg.concurrency
+	case "idle":
+		sessions = cfg.clients + 1
+	}
+	need := uint64(sessions) + 64
+	if limit, err := raiseNoFile(need); err != nil {
+		slog.Warn("open-file limit too low for this run: sessions beyond it will fail", "limit", limit, "need", need, "err", err)
+	} else {
+		slog.Info("open-file limit", "limit", limit, "need", need)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Every run stops by itself: the budget covers the phases plus room
+	// for setup and teardown.
+	budget := cfg.warmup + cfg.duration + cfg.hold + cfg.drain + 3*time.Minute
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+
+	st := newStats()
+	e := &env{url: cfg.url, transport: cfg.transport, timeout: cfg.timeout, stats: st}
+	if cfg.transport == "websocket" {
+		e.ws = newWSShared(cfg.url, cfg.readBuf)
+	} else {
+		e.lp = newLPShared(sessions)
+	}
+	rep := &Report{
+		Scenario: cfg.scenario, Transport: cfg.transport, URL: cfg.url, Label: cfg.label,
+		Size: cfg.size,
+	}
+	r := &run{cfg: cfg, env: e, stats: st, report: rep}
+	var scenario func(context.Context, *run) error
+	switch cfg.scenario {
+	case "fanout":
+		rep.Requested, rep.Rate = cfg.subscribers, cfg.rate
+		scenario = runFanout
+	case "rooms":
+		rep.Requested, rep.Rate, rep.RoomSize = cfg.clients, cfg.rate, cfg.roomSize
+		scenario = runRooms
+	case "idle":
+		rep.Requested = cfg.clients
+		scenario = runIdle
+	case "rpc":
+		rep.Requested, rep.Concurrency = cfg.concurrency, cfg.concurrency
+		scenario = runRPC
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cometload:", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	slog.Info("starting", "scenario", cfg.scenario, "transport", cfg.transport, "url", cfg.url, "sessions", sessions)
+	runErr := scenario(ctx, r)
+	if runErr != nil {
+		st.errs.add("run_failed", runErr.Error())
+	}
+	rep.finish(st)
+	if err := rep.write(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "cometload:", err)
+		return 1
+	}
+	if runErr != nil {
+		return 1
+	}
+	return 0
+}
+
+// parseFlags reads and checks the command line.
+func parseFlags(args []string) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("cometload", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: cometload -scenario fanout|rooms|idle|rpc -url http://HOST:PORT/cometd [flags]")
+		fmt.Fprintln(fs.Output(), "       cometload -table RESULTS.jsonl...")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle or rpc")
+	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080/cometd", "Bayeux endpoint (http://; websocket uses the same URL with ws://)")
+	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket or long-polling")
+	fs.StringVar(&cfg.channel, "channel", "", "channel (fanout, idle), room channel prefix (rooms), or service channel (rpc, default /service/echo)")
+	fs.StringVar(&cfg.label, "label", "", "free text copied into the JSON result")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time")
+	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "load before measuring (not measured)")
+	fs.DurationVar(&cfg.hold, "hold", 30*time.Second, "idle: how long to hold the sessions once all are open")
+	fs.DurationVar(&cfg.settle, "settle", 5*time.Second, "idle: wait after opening before reading the server's RSS")
+	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "longest wait for in-flight messages after publishing stops")
+	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "request timeout (and margin over the server's connect timeout)")
+	fs.IntVar(&cfg.subscribers, "subscribers", 1000, "fanout: subscribers")
+	fs.IntVar(&cfg.clients, "clients", 1000, "rooms, idle: sessions")
+	fs.IntVar(&cfg.roomSize, "room-size", 10, "rooms: members per room")
+	fs.IntVar(&cfg.concurrency, "concurrency", 50, "rpc: sessions, each with one call in flight")
+	fs.IntVar(&cfg.size, "size", 100, "bytes of data per message")
+	fs.Float64Var(&cfg.rate, "rate", 100, "fanout: messages/s published; rooms: messages/s per client")
+	fs.IntVar(&cfg.maxBatch, "max-batch", 100, "fanout: most publishes in one frame or request")
+	fs.IntVar(&cfg.serverPID, "server-pid", 0, "server process whose CPU use (all scenarios) and VmRSS (idle) to read")
+	fs.IntVar(&cfg.setup.concurrency, "setup-concurrency", 200, "sessions being opened at once")
+	fs.Float64Var(&cfg.setup.rate, "setup-rate", 0, "sessions started per second (0: as fast as setup-concurrency allows)")
+	fs.DurationVar(&cfg.setup.timeout, "setup-timeout", 30*time.Second, "time allowed to open one session")
+	fs.IntVar(&cfg.readBuf, "ws-read-buffer", 4096, "websocket read buffer per connection, bytes")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch cfg.scenario {
+	case "fanout", "rooms", "idle", "rpc":
+	default:
+		return nil, fmt.Errorf("-scenario %q: want fanout, rooms, idle or rpc", cfg.scenario)
+	}
+	switch cfg.transport {
+	case "websocket", "long-polling":
+	default:
+		return nil, fmt.Errorf("-transport %q: want websocket or long-polling", cfg.transport)
+	}
+	if !strings.HasPrefix(cfg.url, "http://") && !strings.HasPrefix(cfg.url, "https://") {
+		return nil, fmt.Errorf("-url %q: want http:// or https://", cfg.url)
+	}
+	if (cfg.scenario == "fanout" || cfg.scenario == "rooms") && cfg.rate <= 0 {
+		return nil, errors.New("-rate must be > 0")
+	}
+	if cfg.subscribers < 0 || cfg.clients < 0 || cfg.concurrency < 1 || cfg.roomSize < 1 || cfg.maxBatch < 1 {
+		return nil, errors.New("-subscribers and -clients must be >= 0; -concurrency, -room-size and -max-batch >= 1")
+	}
+	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.hold < cfg.settle {
+		return nil, errors.New("-duration must be > 0, -warmup >= 0, -hold >= -settle")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// config is the run's configuration, from the command line.
+type config struct {
+	scenario  string
+	url       string
+	transport string
+	channel   string
+	label     string
+
+	duration, warmup time.Duration
+	hold, settle     time.Duration
+	drain, timeout   time.Duration
+
+	subscribers, clients int
+	roomSize             int
+	concurrency          int
+	size                 int
+	rate                 float64
+	maxBatch             int
+	serverPID            int
+
+	setup      setupOpts
+	readBuf    int
+	cpuProfile string
+}
+
+// run is one scenario's execution.
+type run struct {
+	cfg    *config
+	env    *env
+	stats  *Stats
+	report *Report
+}
+
+// measure runs body over warmup + duration, opening the measurement
+// window after the warmup. It returns the window's length and the tool's
+// CPU use over it.
+func (r *run) measure(ctx context.Context, body func(ctx context.Context, end time.Time)) {
+	start := time.Now()
+	end := start.Add(r.cfg.warmup + r.cfg.duration)
+	var cpu cpuMeter
+	var server serverMeter
+	windowDone := make(chan struct{})
+	go func() {
+		defer close(windowDone)
+		if !sleep(ctx, r.cfg.warmup) {
+			return
+		}
+		cpu = startCPU()
+		server = startServerCPU(r.cfg.serverPID)
+		r.stats.winStart.Store(time.Now().UnixNano())
+		slog.Info("measuring", "for", r.cfg.duration)
+		if !sleep(ctx, time.Until(end)) {
+			return
+		}
+		r.stats.winEnd.Store(time.Now().UnixNano())
+		r.report.ToolCPUPercent = math.Round(cpu.percent())
+		r.report.ServerCPUPercent = server.percent()
+	}()
+	body(ctx, end)
+	<-windowDone
+	ws, we := r.stats.window()
+	if we > ws && ws != math.MaxInt64 {
+		w := time.Duration(we - ws)
+		r.report.DurationS = seconds(w)
+		r.report.DeliveredPerSec = math.Round(float64(r.stats.inWindow.Load()) / w.Seconds())
+	}
+}
+
+// serverMeter measures the server process's CPU use, when its PID is
+// known.
+type serverMeter struct {
+	pid  int
+	wall time.Time
+	cpu  time.Duration
+}
+
+func startServerCPU(pid int) serverMeter {
+	if pid <= 0 {
+		return serverMeter{}
+	}
+	cpu, err := processCPU(pid)
+	if err != nil {
+		return serverMeter{}
+	}
+	return serverMeter{pid: pid, wall: time.Now(), cpu: cpu}
+}
+
+// percent returns the server's CPU time / wall time × 100 since the meter
+// started, or nil if unknown.
+func (m serverMeter) percent() *float64 {
+	if m.pid == 0 {
+		return nil
+	}
+	cpu, err := processCPU(m.pid)
+	if err != nil {
+		return nil
+	}
+	p := math.Round(float64(cpu-m.cpu) / float64(time.Since(m.wall)) * 100)
+	return &p
+}
+
+// pace calls send(n) so that rate messages per second are sent from now
+// until end: every tick it sends what is due, in batches of at most
+// maxBatch. If send falls behind, the backlog goes out as fast as send
+// allows (an open-loop load).
+func pace(ctx context.Context, rate float64, end time.Time, maxBatch int, send func(n int)) {
+	tick := time.Duration(float64(time.Second) / rate)
+	tick = max(tick, time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	var done int64
+	for {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		due := int64(now.Sub(start).Seconds()*rate) + 1 - done
+		for due > 0 && ctx.Err() == nil {
+			n := min(due, int64(maxBatch))
+			send(int(n))
+			done += n
+			due -= n
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// drain waits until expected() payloads have been received, progress
+// stops for two seconds, or limit passes.
+func (r *run) drain(ctx context.Context, expected func() int64, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	last, lastChange := int64(-1), time.Now()
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		got := r.stats.received.Load()
+		if got >= expected() {
+			return
+		}
+		if got != last {
+			last, lastChange = got, time.Now()
+		} else if time.Since(lastChange) > 2*time.Second {
+			slog.Warn("deliveries stopped before all arrived", "received", got, "expected", expected())
+			return
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
+	if got := r.stats.received.Load(); got < expected() {
+		slog.Warn("drain limit reached", "received", got, "expected", expected())
+	}
+}
+
+// pubCount counts the messages of a group of publishers: written to the
+// server, acknowledged, and refused (an unsuccessful ack).
+type pubCount struct {
+	written, acked, refused atomic.Int64
+}
+
+// onAck returns the ack callback of a publisher of the group.
+func (p *pubCount) onAck(errs *errorLog) func(bool, string) {
+	return func(ok bool, e string) {
+		if ok {
+			p.acked.Add(1)
+			return
+		}
+		p.refused.Add(1)
+		errs.add("publish_failed", e)
+	}
+}
+
+// published counts the messages the server did not refuse: each
+// subscriber must receive them, acknowledged yet or not.
+func (p *pubCount) published() int64 { return p.written.Load() - p.refused.Load() }
+
+// unanswered counts the messages with no ack yet.
+func (p *pubCount) unanswered() int64 {
+	return p.written.Load() - p.acked.Load() - p.refused.Load()
+}
+
+// waitAcks waits until every counted message has its ack, or limit
+// passes; then it records the messages still without one.
+func (r *run) waitAcks(ctx context.Context, limit time.Duration, counts ...*pubCount) {
+	unanswered := func() (n int64) {
+		for _, c := range counts {
+			n += c.unanswered()
+		}
+		return n
+	}
+	deadline := time.Now().Add(limit)
+	for ctx.Err() == nil && time.Now().Before(deadline) && unanswered() > 0 {
+		sleep(ctx, 20*time.Millisecond)
+	}
+	if n := unanswered(); n > 0 {
+		r.stats.errs.add("unacked_publishes", fmt.Sprintf("%d publishes without an ack after %v", n, limit))
+	}
+}
+
+// tally sums the receivers' counts into the report.
+func (r *run) tally(recvs []*receiver) {
+	var foreign int64
+	for _, rc := range recvs {
+		if rc == nil {
+			continue
+		}
+		got, dups, f := rc.counts()
+		r.report.Delivered += got
+		r.report.Duplicates += dups
+		foreign += f
+	}
+	if foreign > 0 {
+		r.stats.errs.add("foreign_payload", "payloads from an unexpected publisher")
+	}
+	r.report.Lost = r.report.Expected - r.report.Delivered
+}
+
+// payloads builds n payloads of publisher pub, numbered from *seq+1.
+func payloads(n int, pub int, seq *int64, size int) [][]byte {
+	out := make([][]byte, n)
+	buf := make([]byte, 0, n*(max(size, payloadOverhead)+8))
+	now := time.Now().UnixNano()
+	for i := range out {
+		*seq++
+		start := len(buf)
+		buf = appendPayload(buf, now, *seq, pub, size)
+		out[i] = buf[start:len(buf):len(buf)]
+	}
+	return out
+}

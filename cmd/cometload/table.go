@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// row is a group of runs with the same label, summarised by medians.
+type row struct {
+	label string
+	runs  []Report
+}
+
+// readReports reads JSON result lines; other lines are skipped.
+func readReports(r io.Reader) ([]Report, error) {
+	var out []Report
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var rep Report
+		if err := json.Unmarshal([]byte(line), &rep); err != nil {
+			return nil, fmt.Errorf("bad result line: %w", err)
+		}
+		out = append(out, rep)
+	}
+	return out, sc.Err()
+}
+
+// groupReports groups reports by label (or scenario and transport when
+// unlabelled), in order of first appearance.
+func groupReports(reps []Report) []row {
+	var rows []row
+	index := map[string]int{}
+	for _, rep := range reps {
+		key := rep.Label
+		if key == "" {
+			key = rep.Scenario + " " + rep.Transport
+		}
+		i, ok := index[key]
+		if !ok {
+			i = len(rows)
+			index[key] = i
+			rows = append(rows, row{label: key})
+		}
+		rows[i].runs = append(rows[i].runs, rep)
+	}
+	return rows
+}
+
+// median returns the median of f over the runs (the mean of the middle
+// two for an even count).
+func median(runs []Report, f func(*Report) float64) float64 {
+	if len(runs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(runs))
+	for i := range runs {
+		v[i] = f(&runs[i])
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// writeTable prints one line per group: medians of the runs, with lost
+// and errors summed over them.
+func writeTable(w io.Writer, reps []Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\truns\tsessions\trate\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tlost\terrors\ttool CPU%\tserver CPU%\tB/session\t")
+	for _, r := range groupReports(reps) {
+		var lost, errs int64
+		serverCPU, bps, rate := "-", "-", "-"
+		if r.runs[0].Rate > 0 {
+			rate = fmt.Sprintf("%g", r.runs[0].Rate)
+		}
+		for _, rep := range r.runs {
+			lost += rep.Lost
+			errs += rep.Errors
+		}
+		if r.runs[0].ServerCPUPercent != nil {
+			serverCPU = fmt.Sprintf("%.0f", median(r.runs, func(x *Report) float64 {
+				if x.ServerCPUPercent == nil {
+					return 0
+				}
+				return *x.ServerCPUPercent
+			}))
+		}
+		if r.runs[0].BytesPerSession != nil {
+			bps = fmt.Sprintf("%.0f", median(r.runs, func(x *Report) float64 {
+				if x.BytesPerSession == nil {
+					return 0
+				}
+				return *x.BytesPerSession
+			}))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%s\t%s\t\n",
+			r.label, len(r.runs),
+			median(r.runs, func(x *Report) float64 { return float64(x.Clients) }),
+			rate,
+			median(r.runs, func(x *Report) float64 { return x.DeliveredPerSec }),
+			median(r.runs, func(x *Report) float64 { return x.Latency.P50 }),
+			median(r.runs, func(x *Report) float64 { return x.Latency.P90 }),
+			median(r.runs, func(x *Report) float64 { return x.Latency.P99 }),
+			median(r.runs, func(x *Report) float64 { return x.Latency.Max }),
+			lost, errs,
+			median(r.runs, func(x *Report) float64 { return x.ToolCPUPercent }),
+			serverCPU, bps)
+	}
+	return tw.Flush()
+}
+
+// printTable prints the table of the result files named.
+func printTable(paths []string) error {
+	var all []Report
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		reps, err := readReports(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		all = append(all, reps...)
+	}
+	return writeTable(os.Stdout, all)
+}
