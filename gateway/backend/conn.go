@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -133,8 +132,4 @@ func (b *backendConn) metadata(s *engine.Session, channel string, c *engine.Clie
 		}
 	}
 	return md
-}
-
-func (b *backendConn) outgoing(ctx context.Context, md metadata.MD) context.Context {
-	return metadata.NewOutgoingContext(ctx, md)
 }

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -233,6 +232,3 @@ func timeout(rt *route, ext []byte) time.Duration {
 	}
 	return d
 }
-
-// errClosed is returned for calls refused because the router is closing.
-var errClosed = errors.New("backend: router closed")

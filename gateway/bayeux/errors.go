@@ -26,20 +26,19 @@ func (e *Error) WithArgs(args string) *Error {
 
 // Predeclared errors, with CometD 5+ wire strings.
 var (
-	ErrSessionUnknown          = &Error{Code: 402, Message: "session_unknown"}
-	ErrHandshakeDenied         = &Error{Code: 403, Message: "handshake_denied", Reconnect: ReconnectNone}
-	ErrChannelMissing          = &Error{Code: 400, Message: "channel_missing"}
-	ErrChannelInvalid          = &Error{Code: 405, Message: "channel_invalid"}
-	ErrMessageIDInvalid        = &Error{Code: 405, Message: "message_id_invalid"}
-	ErrMessageDeleted          = &Error{Code: 404, Message: "message_deleted"}
-	ErrSubscriptionMissing     = &Error{Code: 403, Message: "subscription_missing"}
-	ErrSubscriptionInvalid     = &Error{Code: 403, Message: "subscription_invalid"}
-	ErrSubscribeDenied         = &Error{Code: 403, Args: "denied_by_security_policy", Message: "subscribe_denied"}
-	ErrCreateDenied            = &Error{Code: 403, Args: "denied_by_security_policy", Message: "create_denied"}
-	ErrChannelCreateDenied     = &Error{Code: 403, Args: "denied_by_security_policy", Message: "channel_create_denied"}
-	ErrPublishDenied           = &Error{Code: 403, Args: "denied_by_security_policy", Message: "publish_denied"}
-	ErrUnsubscribeFailed       = &Error{Code: 403, Message: "unsubscribe_failed"}
-	ErrFieldInvalid            = &Error{Code: 400, Message: "field_invalid"}
-	ErrConnectionTypeUnallowed = &Error{Code: 301, Message: "connection_type_unsupported"}
-	ErrInternal                = &Error{Code: 500, Message: "internal_error"}
+	ErrSessionUnknown      = &Error{Code: 402, Message: "session_unknown"}
+	ErrHandshakeDenied     = &Error{Code: 403, Message: "handshake_denied", Reconnect: ReconnectNone}
+	ErrChannelMissing      = &Error{Code: 400, Message: "channel_missing"}
+	ErrChannelInvalid      = &Error{Code: 405, Message: "channel_invalid"}
+	ErrMessageIDInvalid    = &Error{Code: 405, Message: "message_id_invalid"}
+	ErrMessageDeleted      = &Error{Code: 404, Message: "message_deleted"}
+	ErrSubscriptionMissing = &Error{Code: 403, Message: "subscription_missing"}
+	ErrSubscriptionInvalid = &Error{Code: 403, Message: "subscription_invalid"}
+	ErrSubscribeDenied     = &Error{Code: 403, Args: "denied_by_security_policy", Message: "subscribe_denied"}
+	ErrCreateDenied        = &Error{Code: 403, Args: "denied_by_security_policy", Message: "create_denied"}
+	ErrChannelCreateDenied = &Error{Code: 403, Args: "denied_by_security_policy", Message: "channel_create_denied"}
+	ErrPublishDenied       = &Error{Code: 403, Args: "denied_by_security_policy", Message: "publish_denied"}
+	ErrUnsubscribeFailed   = &Error{Code: 403, Message: "unsubscribe_failed"}
+	ErrFieldInvalid        = &Error{Code: 400, Message: "field_invalid"}
+	ErrInternal            = &Error{Code: 500, Message: "internal_error"}
 )

@@ -2,7 +2,6 @@ package bayeux
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 )
 
@@ -61,7 +60,7 @@ type ExtField struct {
 // with a problem must be answered with that error and not processed.
 func (m *Message) Invalid() *Error { return m.invalid }
 
-// IsMeta, IsService and IsBroadcast report the kind of m's channel.
+// IsMeta reports whether m is on a meta channel.
 func (m *Message) IsMeta() bool { return KindOf(m.Channel) == KindMeta }
 
 // Fail turns reply m into a failure carrying err (and err's reconnect advice
@@ -157,5 +156,5 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 // String renders m as JSON for logs.
 func (m *Message) String() string {
-	return fmt.Sprintf("%s", AppendMessage(nil, m))
+	return string(AppendMessage(nil, m))
 }

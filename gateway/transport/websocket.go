@@ -43,7 +43,7 @@ type wsConn struct {
 var _ engine.Conn = (*wsConn)(nil)
 
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if p := h.cfg.WebSocket.Subprotocol; p != "" && !slices.Contains(websocketSubprotocols(r), p) {
+	if p := h.cfg.WebSocket.Subprotocol; p != "" && !slices.Contains(websocket.Subprotocols(r), p) {
 		h.badRequest(w, r, "websocket subprotocol "+p+" required", nil)
 		return
 	}
@@ -167,8 +167,6 @@ func (h *Handler) keptHeaders(src http.Header) map[string][]string {
 	}
 	return kept
 }
-
-func websocketSubprotocols(r *http.Request) []string { return websocket.Subprotocols(r) }
 
 func (c *wsConn) extendRead() {
 	c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.WebSocket.IdleTimeout))
