@@ -15,9 +15,9 @@
 //
 // Every exported method of Engine and Session may be called from any
 // goroutine. Locks, outermost first: Engine.sessionsMu, then channels.mu
-// (the trie), then Session.mu; no lock is held while calling a Conn, a
-// listener, a Policy, an Extension or a publish handler, and no lock is
-// ever held across I/O. Encoded messages ([]byte) handed to a session queue
+// (the trie), then Session.mu (see gateway/LOCKS.md); no lock is held
+// while calling a Conn, a listener, a Policy, an Extension or a publish
+// handler, and no lock is ever held across I/O. Encoded messages ([]byte) handed to a session queue
 // are shared read-only between sessions and must never be modified.
 //
 // The engine starts one goroutine, the sweeper, which expires sessions and
