@@ -151,8 +151,11 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 		Handler:           h,
 		Protocols:         &p,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// Bounds reading a whole request (a slowly sent body); long polls
+		// are held while writing, and websockets clear it on upgrade.
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
 

@@ -61,6 +61,12 @@ func (b *Batch) End() {
 func (e *Engine) Process(ctx context.Context, c *Client, msgs []bayeux.Message) *Batch {
 	now := time.Now()
 	b := &Batch{Exchanges: make([]*Exchange, len(msgs))}
+	defer func() {
+		if p := recover(); p != nil {
+			b.End() // leave the session usable, then let the transport's recovery act
+			panic(p)
+		}
+	}()
 	for i := range msgs {
 		m := &msgs[i]
 		x := &Exchange{Request: m, Reply: replyTo(m), Client: c, Received: now}

@@ -1,6 +1,11 @@
 package transport
 
-import "time"
+import (
+	"runtime/debug"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
 
 // flushers runs connection flushes on warm goroutines: a connection with
 // something to send is handed to an idle worker over a channel (no
@@ -24,7 +29,7 @@ func (f *flushers) worker(c *wsConn) {
 	t := time.NewTimer(f.idle)
 	defer t.Stop()
 	for {
-		c.flush()
+		safeFlush(c)
 		t.Reset(f.idle)
 		select {
 		case c = <-f.work:
@@ -32,4 +37,16 @@ func (f *flushers) worker(c *wsConn) {
 			return
 		}
 	}
+}
+
+// safeFlush flushes c; a panic (a bug, or a faulty extension run while
+// completing a connect) closes that connection and spares the node.
+func safeFlush(c *wsConn) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.h.cfg.Logger.Error("panic while writing to a websocket", "remote", c.client.RemoteAddr, "panic", p, "stack", string(debug.Stack()))
+			c.closeWith(websocket.CloseInternalServerErr, "internal error")
+		}
+	}()
+	c.flush()
 }

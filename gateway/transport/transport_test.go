@@ -2,7 +2,10 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"io"
+	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -173,4 +176,65 @@ func FuzzJSONPCallback(f *testing.F) {
 			t.Fatalf("ValidCallback accepted %q", name)
 		}
 	})
+}
+
+// panicky is an extension with a bug: it panics on one channel.
+type panicky struct{}
+
+func (panicky) Incoming(x *engine.Exchange) error {
+	if x.Request.Channel == "/boom" {
+		panic("extension bug")
+	}
+	return nil
+}
+
+func (panicky) Outgoing(*engine.Exchange) {}
+
+// A panic while processing one client's message ends that client's request
+// or connection only; the node and other clients carry on.
+func TestPanicIsContained(t *testing.T) {
+	e := engine.New(engine.Config{Timeout: time.Second}, engine.WithExtension(panicky{}), engine.WithLogger(slog.New(slog.DiscardHandler)))
+	e.Start(context.Background())
+	srv := httptest.NewServer(transport.NewHandler(e, transport.Config{Logger: slog.New(slog.DiscardHandler)}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	t.Cleanup(func() {
+		e.Close(context.Background())
+		srv.Close()
+	})
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http")
+
+	bad, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	bad.WriteMessage(websocket.TextMessage, []byte(handshake))
+	var hs []map[string]any
+	bad.ReadJSON(&hs)
+	id, _ := hs[0]["clientId"].(string)
+	bad.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/boom","clientId":"`+id+`","data":1}]`))
+	bad.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = bad.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseInternalServerErr {
+		t.Fatalf("websocket after a panic: %v; want close 1011", err)
+	}
+
+	// Long-polling: net/http recovers the handler; the request fails alone.
+	if resp, err := http.Post(srv.URL, "application/json", strings.NewReader(`[{"channel":"/boom"}]`)); err == nil {
+		resp.Body.Close()
+		t.Fatalf("long-polling request that panicked got a response: %d", resp.StatusCode)
+	}
+
+	good, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+	if err != nil {
+		t.Fatalf("node down after a panic: %v", err)
+	}
+	defer good.Close()
+	good.WriteMessage(websocket.TextMessage, []byte(handshake))
+	var r []map[string]any
+	good.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := good.ReadJSON(&r); err != nil || r[0]["successful"] != true {
+		t.Fatalf("handshake after a panic: %v %v", r, err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -224,8 +225,16 @@ func (c *wsConn) readFrame() ([]byte, bool) {
 }
 
 // handleFrame decodes and processes one frame; it reports false when the
-// connection must end.
-func (c *wsConn) handleFrame(data []byte) bool {
+// connection must end. A panic while processing (a bug, or a faulty
+// extension or policy) ends this connection only, never the node.
+func (c *wsConn) handleFrame(data []byte) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.h.cfg.Logger.Error("panic while processing a websocket frame", "remote", c.client.RemoteAddr, "panic", p, "stack", string(debug.Stack()))
+			c.closeWith(websocket.CloseInternalServerErr, "internal error")
+			ok = false
+		}
+	}()
 	msgs, err := bayeux.Decode(data, c.h.cfg.MaxBatch)
 	switch {
 	case errors.Is(err, bayeux.ErrEmptyBatch):
@@ -262,8 +271,24 @@ func (c *wsConn) process(msgs []bayeux.Message) bool {
 	}
 	buf := c.h.getBuf()
 	defer c.h.putBuf(buf)
+	if !c.reply(b, held, buf) {
+		return false
+	}
+	if held != nil {
+		c.park(held)
+	} else if c.client.Bound != before {
+		c.Wake()
+	}
+	return true
+}
+
+// reply writes the replies of batch b (all but the held connect), preceded
+// by the events already queued for its session, in one frame. Draining and
+// writing under the write lock keeps frames in queue order.
+func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool {
 	c.wmu.Lock()
-	// Draining and writing under the write lock keeps frames in queue order.
+	defer c.wmu.Unlock()
+	defer b.End() // also on a panic: the session must not stay in batch mode
 	var events [][]byte
 	for _, x := range b.Exchanges {
 		if x.IsConnect() && x.Reply.Successful && x != held {
@@ -296,17 +321,7 @@ func (c *wsConn) process(msgs []bayeux.Message) bool {
 	}
 	out = append(out, ']')
 	*buf = out
-	ok := n == 0 || c.writeLocked(out)
-	c.wmu.Unlock()
-	if !ok {
-		return false
-	}
-	if held != nil {
-		c.park(held)
-	} else if c.client.Bound != before {
-		c.Wake()
-	}
-	return true
+	return n == 0 || c.writeLocked(out)
 }
 
 // park holds a connect: a timer marks it due after its hold time, and the
