@@ -55,6 +55,7 @@ func (c *Config) SetDefaults() {
 	setDur(&ws.WriteTimeout, 10*time.Second)
 	setInt(&ws.MaxFrameBytes, 64<<10)
 	setBool(&ws.Poller, true)
+	setDur(&ws.FlushDelay, 500*time.Microsecond)
 	cp := &c.Transports.CallbackPolling
 	setStr(&cp.CallbackParameter, "jsonp")
 	setInt(&cp.MaxCallbackLength, 64)
@@ -229,6 +230,9 @@ func (c *Config) Validate() error {
 	positive("transports.websocket.writeTimeout", ws.WriteTimeout)
 	if ws.IdleTimeout <= ws.PingInterval {
 		bad("transports.websocket.idleTimeout", ws.IdleTimeout, "must exceed transports.websocket.pingInterval ("+ws.PingInterval.String()+")")
+	}
+	if ws.FlushDelay > Duration(100*time.Millisecond) {
+		bad("transports.websocket.flushDelay", ws.FlushDelay, "must be at most 100ms (negative: write at once)")
 	}
 	if ws.MessagesPerFrame < 0 {
 		bad("transports.websocket.messagesPerFrame", ws.MessagesPerFrame, "must be >= 0")

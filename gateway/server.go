@@ -113,7 +113,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		WebSocket: transport.WebSocketConfig{
 			ReadBufferSize: ws.ReadBufferSize, WriteBufferSize: ws.WriteBufferSize,
 			PingInterval: ws.PingInterval.D(), IdleTimeout: ws.IdleTimeout.D(), WriteTimeout: ws.WriteTimeout.D(),
-			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes,
+			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes, FlushDelay: max(ws.FlushDelay.D(), 0),
 			Subprotocol: ws.Subprotocol, Compression: ws.Compression, Poller: *ws.Poller,
 		},
 		KeepHeaders: keptHeaders(cfg),

@@ -2,39 +2,77 @@ package transport
 
 import (
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// flushers runs connection flushes on warm goroutines: a connection with
-// something to send is handed to an idle worker over a channel (no
-// allocation per delivery, unlike a go statement with arguments), or to a
-// new worker when none is idle, so a slow client only ever holds its own
-// worker. Workers exit after idle without work: an idle gateway has none.
+// flushers writes queued messages to websocket connections. A connection
+// with something to send is appended to a shared list (a mutex and an
+// append per delivery: no channel hand-off, no goroutine wake per
+// subscriber); after waiting delay in the list, so that messages queued
+// meanwhile share one frame and one system call, it is flushed by a worker.
+// Workers drain the list in chunks and exit as soon as it is empty, so an
+// idle gateway has none. At most maxWorkers run, and a new one
+// starts whenever work is pending and fewer are running, so a slow client
+// only delays the connections its worker took with it.
 type flushers struct {
-	work chan *wsConn // unbuffered: a send succeeds only to a waiting worker
-	idle time.Duration
+	delay   time.Duration // how long a connection waits so that messages share its frame
+	mu      sync.Mutex    // guards pending, since, running
+	pending []*wsConn
+	since   []time.Time // when each pending connection was added
+	running int
 }
 
+const (
+	maxWorkers = 64
+	flushChunk = 32 // connections a worker takes at a time
+)
+
 func (f *flushers) run(c *wsConn) {
-	select {
-	case f.work <- c:
-	default:
-		go f.worker(c)
+	f.mu.Lock()
+	f.pending = append(f.pending, c)
+	f.since = append(f.since, time.Now())
+	start := f.running < maxWorkers && f.running < len(f.pending)
+	if start {
+		f.running++
+	}
+	f.mu.Unlock()
+	if start {
+		go f.work()
 	}
 }
 
-func (f *flushers) worker(c *wsConn) {
-	t := time.NewTimer(f.idle)
-	defer t.Stop()
+func (f *flushers) work() {
+	var chunk [flushChunk]*wsConn
 	for {
-		safeFlush(c)
-		t.Reset(f.idle)
-		select {
-		case c = <-f.work:
-		case <-t.C:
+		f.mu.Lock()
+		if len(f.pending) > 0 {
+			if wait := f.delay - time.Since(f.since[0]); wait > 0 {
+				f.mu.Unlock()
+				time.Sleep(wait)
+				continue
+			}
+		}
+		n := copy(chunk[:], f.pending)
+		if n == 0 {
+			f.running--
+			if cap(f.pending) > 4096 {
+				f.pending = nil // give back what a burst grew
+			}
+			f.mu.Unlock()
 			return
+		}
+		rest := copy(f.pending, f.pending[n:])
+		clear(f.pending[rest:])
+		f.pending = f.pending[:rest]
+		copy(f.since, f.since[n:])
+		f.since = f.since[:rest]
+		f.mu.Unlock()
+		for i, c := range chunk[:n] {
+			safeFlush(c)
+			chunk[i] = nil
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
@@ -36,8 +35,8 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		cfg:      cfg,
 		browsers: browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]map[string]int)},
 		conns:    connSet{m: make(map[*wsConn]struct{})},
-		flushers: flushers{work: make(chan *wsConn), idle: 10 * time.Second},
 		bufs:     sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
+		flushers: flushers{delay: cfg.WebSocket.FlushDelay},
 	}
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:    cfg.WebSocket.ReadBufferSize,

@@ -71,7 +71,7 @@ func (q *Queue) Take(dst [][]byte, max, maxBytes int) [][]byte {
 		q.head++
 	}
 	if q.head == len(q.items) {
-		if cap(q.items) > 64 {
+		if cap(q.items) > 128 {
 			q.items = nil // give back memory a burst made us grow
 		} else {
 			q.items = q.items[:0]
