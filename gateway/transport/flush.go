@@ -14,9 +14,9 @@ import (
 // subscriber); after waiting delay in the list, so that messages queued
 // meanwhile share one frame and one system call, it is flushed by a worker.
 // Workers drain the list in chunks and exit as soon as it is empty, so an
-// idle gateway has none. At most maxWorkers run, and a new one
-// starts whenever work is pending and fewer are running, so a slow client
-// only delays the connections its worker took with it.
+// idle gateway has none. A new worker starts whenever more connections
+// wait than workers run (up to maxWorkers), so a slow client only delays
+// the few connections its worker took with it.
 type flushers struct {
 	delay   time.Duration // how long a connection waits so that messages share its frame
 	mu      sync.Mutex    // guards pending, since, running
@@ -26,8 +26,14 @@ type flushers struct {
 }
 
 const (
-	maxWorkers = 64
-	flushChunk = 32 // connections a worker takes at a time
+	// maxWorkers bounds concurrent flushes. Workers only exist while
+	// connections wait, so the bound matters only when many clients are
+	// slow: each can hold a worker for up to the write timeout.
+	maxWorkers = 1024
+	// flushChunk is how many connections a worker takes at a time: it
+	// amortizes the lock, and a slow client delays at most flushChunk-1
+	// others.
+	flushChunk = 8
 )
 
 func (f *flushers) run(c *wsConn) {
