@@ -358,7 +358,10 @@ func (s *Session) park(h *Hold) *Hold {
 	switch {
 	case s.state == StateClosed:
 		s.endHoldLocked(holdClosed)
-	case s.queue.Len() > 0 && s.batching == 0:
+	case s.queue.Len() > 0 && s.batching == 0 && (h.wake != nil || s.deliverOnly):
+		// Queued messages end a long poll, and a push hold in deliver-only
+		// mode; otherwise a push transport sends them on their own while
+		// the connect stays held.
 		s.endHoldLocked(holdMessages)
 	}
 	return h

@@ -295,7 +295,9 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 			events = x.Session.Complete(x, events, 0)
 		}
 	}
-	if b.Session != nil {
+	if b.Session != nil && c.h.cfg.WebSocket.MessagesPerFrame == 0 {
+		// With a per-frame limit, queued events are left to the flush,
+		// which splits them.
 		events = b.Session.Take(events, 0)
 	}
 	b.End()
