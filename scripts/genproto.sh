@@ -38,6 +38,10 @@ protos=$(cd proto && find cometgate example -name '*.proto' | sort)
   --openapiv2_out=gen --openapiv2_opt=grpc_api_configuration=cometgate/gateway/v1/gateway_http.yaml \
   cometgate/gateway/v1/gateway.proto)
 cp proto/gen/cometgate/gateway/v1/gateway.swagger.json gateway/api/openapi.json
+# The gRPC stub template links to a package index for ClientConn.NewStream;
+# the project names no package registry hosts, so point at the API by name.
+find proto/gen -name '*_grpc.pb.go' -exec sed -i \
+  's|please refer to https://[^ ]*#ClientConn.NewStream\.|please refer to the documentation of grpc.ClientConn.NewStream.|' {} +
 # A descriptor set of the example service, for the descriptor-set binding mode.
 (cd proto && protoc -I . --include_imports --descriptor_set_out=gen/example/v1/example.pb example/v1/example.proto)
 echo "genproto: regenerated proto/gen"

@@ -28,7 +28,7 @@ const (
 
 // CalculatorClient is the client API for Calculator service.
 //
-// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to the documentation of grpc.ClientConn.NewStream.
 //
 // Calculator is a plain unary service.
 type CalculatorClient interface {
@@ -134,7 +134,7 @@ const (
 
 // TickerClient is the client API for Ticker service.
 //
-// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to the documentation of grpc.ClientConn.NewStream.
 //
 // Ticker streams prices.
 type TickerClient interface {

@@ -38,7 +38,7 @@ const (
 
 // BackendClient is the client API for Backend service.
 //
-// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to the documentation of grpc.ClientConn.NewStream.
 //
 // Backend is implemented by services behind the gateway. Every method is
 // optional: the gateway calls only those its routes name; an unimplemented

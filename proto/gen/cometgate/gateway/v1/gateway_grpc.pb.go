@@ -35,7 +35,7 @@ const (
 
 // GatewayClient is the client API for Gateway service.
 //
-// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to the documentation of grpc.ClientConn.NewStream.
 //
 // Gateway is the control API of one Cometgate node. Every call needs a
 // bearer token or a client certificate, as configured.
