@@ -139,8 +139,9 @@ type WebSocketConfig struct {
 	// WriteBufferSize is the size of the pooled write buffers, in bytes; an
 	// idle connection holds none. Default 4096.
 	WriteBufferSize int `yaml:"writeBufferSize"`
-	// PingInterval is how often the server pings an otherwise silent
-	// connection. Default 25s.
+	// PingInterval is how often the server pings a connection that has a
+	// reader goroutine (TLS, or Poller off); polled connections are not
+	// pinged. Default 25s.
 	PingInterval Duration `yaml:"pingInterval"`
 	// IdleTimeout closes a connection from which nothing (not even a pong)
 	// arrived for this long. Default 60s; must exceed pingInterval.
