@@ -126,7 +126,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if *cfg.Demo.Enabled {
 		chat, err := demo.Register(s.engine)
 		if err != nil {
-			router.Close()
+			router.Close(context.Background())
 			return nil, fmt.Errorf("demo: %w", err)
 		}
 		s.chat = chat
@@ -135,7 +135,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.http = s.newHTTPServer(s.mux)
 	if cfg.APIEnabled() {
 		if err := s.buildAPI(); err != nil {
-			router.Close()
+			router.Close(context.Background())
 			return nil, err
 		}
 	}
@@ -391,7 +391,7 @@ func Check(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	return s.backends.Close()
+	return s.backends.Close(context.Background())
 }
 
 // keptHeaders lists the request headers some backend forwards, which

@@ -61,7 +61,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	fail := func(err error) (*Router, error) {
-		r.Close()
+		r.Close(context.Background())
 		return nil, err
 	}
 	for name, spec := range cfg.Backends {
@@ -160,19 +160,15 @@ func (r *Router) Start(ctx context.Context, e *engine.Engine) error {
 
 // Close cancels streams and calls in flight, waits for them within ctx and
 // closes the backend connections. It is safe on a partly built Router.
-func (r *Router) Close(ctx ...context.Context) error {
+func (r *Router) Close(ctx context.Context) error {
 	r.cancel()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	var err error
-	if len(ctx) > 0 && ctx[0] != nil {
-		select {
-		case <-done:
-		case <-ctx[0].Done():
-			err = ctx[0].Err()
-		}
-	} else {
-		<-done
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
 	for _, b := range r.backends {
 		b.close()

@@ -60,9 +60,6 @@ type ExtField struct {
 // with a problem must be answered with that error and not processed.
 func (m *Message) Invalid() *Error { return m.invalid }
 
-// IsMeta reports whether m is on a meta channel.
-func (m *Message) IsMeta() bool { return KindOf(m.Channel) == KindMeta }
-
 // Fail turns reply m into a failure carrying err (and err's reconnect advice
 // when it has one and m has none).
 func (m *Message) Fail(err *Error) {

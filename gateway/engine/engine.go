@@ -173,9 +173,6 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 }
 
-// Done is closed when Close begins.
-func (e *Engine) Done() <-chan struct{} { return e.done }
-
 // Session returns the live session with id, or nil.
 func (e *Engine) Session(id string) *Session {
 	e.sessionsMu.RLock()

@@ -93,9 +93,6 @@ type Hold struct {
 // is nil for a hold made with ParkPush.
 func (h *Hold) Wake() <-chan struct{} { return h.wake }
 
-// Exchange returns the held connect.
-func (h *Hold) Exchange() *Exchange { return h.x }
-
 // Session is one Bayeux client session. Its methods are safe for
 // concurrent use.
 type Session struct {
@@ -404,16 +401,15 @@ func (s *Session) Unpark(h *Hold, gone bool) (superseded bool) {
 }
 
 // Complete finishes a connect exchange that was answered now or whose hold
-// ended: it appends the queued events to dst (all of them, for HTTP) and
-// returns dst; the reply is then final and carries the ack batch id, the
-// advice the end calls for, and extension fields. Call it right before
-// writing the response.
-func (s *Session) Complete(x *Exchange, dst [][]byte, maxBytes int) [][]byte {
+// ended: it appends all the queued events to dst and returns dst; the reply
+// is then final and carries the ack batch id, the advice the end calls for,
+// and extension fields. Call it right before writing the response.
+func (s *Session) Complete(x *Exchange, dst [][]byte) [][]byte {
 	s.mu.Lock()
 	if h := s.held; h != nil && h.x == x {
 		s.held = nil
 	}
-	dst = s.completeLocked(x, dst, maxBytes)
+	dst = s.completeLocked(x, dst, 0)
 	s.mu.Unlock()
 	s.e.outgoing(x)
 	return dst

@@ -147,7 +147,7 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	} else {
 		for _, x := range xs {
 			if x.IsConnect() && x.Reply.Successful {
-				events = x.Session.Complete(x, events, 0)
+				events = x.Session.Complete(x, events)
 			}
 		}
 		if b.Session != nil {
@@ -205,7 +205,7 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 			a = &bayeux.Advice{Reconnect: bayeux.ReconnectNone, Interval: -1, Timeout: -1, MaxInterval: -1, MultipleClients: true}
 		}
 		x.Reply.Advice = a
-		return s.Complete(x, nil, 0), true
+		return s.Complete(x, nil), true
 	}
 	defer h.browsers.release(c.Browser, s.ID())
 	hold := s.Park(x)
@@ -226,7 +226,7 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 	if gone {
 		return nil, false
 	}
-	return s.Complete(x, nil, 0), true
+	return s.Complete(x, nil), true
 }
 
 // looksLikeJSON reports whether body starts (after blanks) like a JSON

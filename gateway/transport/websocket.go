@@ -292,7 +292,7 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	var events [][]byte
 	for _, x := range b.Exchanges {
 		if x.IsConnect() && x.Reply.Successful && x != held {
-			events = x.Session.Complete(x, events, 0)
+			events = x.Session.Complete(x, events)
 		}
 	}
 	if b.Session != nil && c.h.cfg.WebSocket.MessagesPerFrame == 0 {
