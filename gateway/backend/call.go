@@ -80,7 +80,8 @@ func caller(s *engine.Session) *backendv1.Caller {
 // call performs one remote call with its deadline, retrying unavailable
 // backends on idempotent routes.
 func (r *Router) call(rt *route, in callInput) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(r.ctx, timeout(rt, in.ext))
+	d := timeout(rt, in.ext)
+	ctx, cancel := context.WithTimeout(r.ctx, d)
 	defer cancel()
 	attempts := 1
 	if rt.Idempotent {
@@ -90,12 +91,12 @@ func (r *Router) call(rt *route, in callInput) ([]byte, error) {
 	for try := 1; ; try++ {
 		data, err := r.callOnce(ctx, rt, in)
 		if err == nil || try >= attempts || !retryable(err) {
-			return data, err
+			return data, deadlineError(ctx, err, d)
 		}
 		pause := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, deadlineError(ctx, err, d)
 		case <-time.After(pause):
 		}
 		backoff = min(2*backoff, rt.b.spec.RetryMaxBackoff)

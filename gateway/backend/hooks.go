@@ -16,14 +16,15 @@ import (
 // publishHook asks the backend whether a client's publish may proceed,
 // and with which data.
 func (r *Router) publishHook(ctx context.Context, rt *route, s *engine.Session, m *bayeux.Message) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout(rt, m.Ext))
+	d := timeout(rt, m.Ext)
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	md := rt.b.metadata(s, m.Channel, engine.ClientFrom(ctx))
 	resp, err := rt.b.contract.Publish(metadata.NewOutgoingContext(ctx, md), &backendv1.PublishRequest{
 		Channel: m.Channel, Caller: caller(s), Data: m.Data, Ext: m.Ext,
 	})
 	if err != nil {
-		return ErrorFromStatus(err)
+		return ErrorFromStatus(deadlineError(ctx, err, d))
 	}
 	if reason := resp.GetRejectReason(); reason != "" {
 		return &bayeux.Error{Code: 403, Args: argSafe(reason), Message: "publish_denied"}
@@ -68,6 +69,7 @@ func (r *Router) CanHandshake(ctx context.Context, s *engine.Session, m *bayeux.
 	}
 	md := r.auth.metadata(nil, bayeux.MetaHandshake, c)
 	resp, err := r.auth.contract.Handshake(metadata.NewOutgoingContext(ctx, md), req)
+	err = deadlineError(ctx, err, r.cfg.AuthTimeout)
 	if err != nil {
 		st := status.Convert(err)
 		switch st.Code() {

@@ -1,9 +1,11 @@
 package backend
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"google.golang.org/grpc/codes"
@@ -42,6 +44,25 @@ func ErrorFromStatus(err error) *bayeux.Error {
 		code = 500
 	}
 	return &bayeux.Error{Code: code, Args: st.Code().String(), Message: oneLine(st.Message())}
+}
+
+// deadlineError gives a call that ran out of time one stable error naming
+// its deadline d. gRPC reports such a call in several ways (its own
+// deadline message, or a stream reset when the server noticed first), and
+// clients should not see which of the two won the race. The clock decides,
+// as in grpc-go: the context's timer may not have fired yet.
+func deadlineError(ctx context.Context, err error, d time.Duration) error {
+	if err == nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); !ok || time.Now().Before(dl) {
+		return err
+	}
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Canceled:
+		return status.Errorf(codes.DeadlineExceeded, "no reply within %v", d)
+	}
+	return err
 }
 
 // failureData is the data of a failed remote-call reply, so that clients
