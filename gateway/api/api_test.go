@@ -842,9 +842,13 @@ func TestDisconnectHeldConnect(t *testing.T) {
 			msgs, err := cl.send(ctx, cl.connectMsg(15000))
 			done <- result{msgs, err, time.Since(start)}
 		}()
-		// Wait until the connect is held: the session is then "connected"
-		// with nothing queued, and no reply has come back.
-		time.Sleep(500 * time.Millisecond)
+		// Wait until the connect is held.
+		for s := srv.Engine().Session(cl.id); s == nil || !s.Held(); s = srv.Engine().Session(cl.id) {
+			if ctx.Err() != nil {
+				t.Fatal("the connect was never held")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		select {
 		case r := <-done:
 			t.Fatalf("connect returned before the disconnect: %s %v", dump(r.msgs), r.err)

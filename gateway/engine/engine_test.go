@@ -251,11 +251,18 @@ func TestHeldConnectDoesNotExpire(t *testing.T) {
 	_, b := send(t, e, c, `[{"channel":"/meta/connect","clientId":"`+s.ID()+`","connectionType":"long-polling"}]`)
 	b.End()
 	h := s.Park(b.Exchanges[0])
+	if !s.Held() {
+		t.Fatal("Held() = false after Park")
+	}
+	// Five times maxInterval, with sweeps every 10ms.
 	time.Sleep(150 * time.Millisecond)
 	if s.Closed() {
 		t.Fatal("session expired while its connect was held")
 	}
 	s.Unpark(h, false)
+	if s.Held() {
+		t.Fatal("Held() = true after Unpark")
+	}
 }
 
 func TestAckRedeliversLostBatch(t *testing.T) {

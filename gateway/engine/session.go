@@ -165,6 +165,14 @@ func (s *Session) State() State {
 	return s.state
 }
 
+// Held reports whether a connect of the session is held now, waiting for
+// messages or its timeout.
+func (s *Session) Held() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held != nil
+}
+
 // Transport returns the connection type the session last used.
 func (s *Session) Transport() string {
 	s.mu.Lock()
