@@ -44,6 +44,7 @@ bin=$(mktemp -d /tmp/cometgate-bench-bin.XXXXXX)
 
 server_pid=""
 server_log=""
+backend_pid=""
 port=$PORT_BASE
 
 stop_server() {
@@ -60,8 +61,16 @@ stop_server() {
 	server_pid=""
 }
 
+stop_backend() {
+	[ -n "$backend_pid" ] || return 0
+	kill "$backend_pid" 2>/dev/null || true
+	wait "$backend_pid" 2>/dev/null || true
+	backend_pid=""
+}
+
 cleanup() {
 	stop_server
+	stop_backend
 	rm -rf "$bin"
 }
 trap cleanup EXIT
@@ -93,6 +102,7 @@ echo "# $stamp target=$target commit=$commit uncommitted_server_files=$dirty $(u
 echo "== building commit $commit (+$dirty uncommitted server files); results: $RESULTS, logs: $logdir"
 go build -o "$bin/gateway" ./cmd/gateway
 go build -o "$bin/cometload" ./cmd/cometload
+go build -o "$bin/example-backend" ./cmd/example-backend
 
 wait_http() { # URL: wait until the server answers, up to 10 s
 	for _ in $(seq 100); do
@@ -105,13 +115,15 @@ wait_http() { # URL: wait until the server answers, up to 10 s
 	return 1
 }
 
-start_gateway() { # NAME DEMO(true|false): a fresh gateway on the next port, on CPU 0
+start_gateway() { # NAME DEMO(true|false) [CONFIG]: a fresh gateway on the next port, on CPU 0
 	stop_server
 	port=$((port + 1))
 	server_log=$logdir/$1.server.log
+	local args=()
+	[ -z "${3:-}" ] || args=(-config "$3")
 	(
 		export COMETGATE_LISTEN=127.0.0.1:$port COMETGATE_DEMO=$2 COMETGATE_API_LISTEN=off COMETGATE_LOG_LEVEL=warn
-		exec taskset -c 0 "$bin/gateway"
+		exec taskset -c 0 "$bin/gateway" "${args[@]}"
 	) >"$server_log" 2>&1 &
 	server_pid=$!
 	url=http://127.0.0.1:$port/cometd
@@ -204,7 +216,39 @@ gateway_suite() {
 	start_gateway rpc true
 	repeat "$RUNS" "gw rpc ws c50" 60 \
 		-scenario rpc -concurrency 50 -duration 5s -warmup 1s
+	rpc_backend_suite
 	stop_server
+}
+
+# rpc_backend_suite: the remote-call overhead. The same echo call at
+# concurrency 50, made directly to a gRPC backend (cmd/example-backend)
+# and through the gateway to it. The backend shares CPU 1 with the tool
+# in both runs, so the gateway and its CPU 0 are the only difference.
+rpc_backend_suite() {
+	stop_backend
+	port=$((port + 1))
+	local backend_port=$port
+	(exec taskset -c 1 "$bin/example-backend" -listen "127.0.0.1:$backend_port") >"$logdir/backend.log" 2>&1 &
+	backend_pid=$!
+	local conf=$logdir/rpc-backend.yaml
+	cat >"$conf" <<YAML
+backends:
+  echo:
+    target: 127.0.0.1:$backend_port
+routes:
+  - channel: /service/echo
+    backend: echo
+    type: call
+YAML
+	start_gateway rpc-backend false "$conf"
+	local gw_url=$url gw_pid=$server_pid
+	url=grpc://127.0.0.1:$backend_port server_pid=$backend_pid
+	repeat "$RUNS" "direct grpc c50" 60 \
+		-scenario rpc -transport grpc -concurrency 50 -duration 5s -warmup 1s
+	url=$gw_url server_pid=$gw_pid
+	repeat "$RUNS" "gw rpc ws->grpc c50" 60 \
+		-scenario rpc -concurrency 50 -duration 5s -warmup 1s
+	stop_backend
 }
 
 faye_suite() {

@@ -154,7 +154,10 @@ type WebSocketConfig struct {
 	// FlushDelay is how long queued messages wait for others before a
 	// frame is written: that much added latency buys fewer, larger frames
 	// under load (1,000 subscribers at 1,000 msg/s: p99 31 ms with 500µs,
-	// 62-93 ms without). Default 500µs; a negative value writes at once.
+	// 62-93 ms without). It is also the longest a remote call's publish
+	// reply waits for the call's answer, so that both share a frame.
+	// Answers to one session alone are written at once. Default 500µs; a
+	// negative value writes at once.
 	FlushDelay Duration `yaml:"flushDelay"`
 	// MaxFrameBytes bounds the size of one outgoing frame built from queued
 	// messages (a single larger message is still sent alone).

@@ -23,24 +23,62 @@ import (
 // rpcConcurrency is the number of callers, each with one call in flight.
 const rpcConcurrency = 50
 
+// echoBackend answers every call with its data, after delay.
 type echoBackend struct {
 	backendv1.UnimplementedBackendServer
+	delay time.Duration
 }
 
-func (echoBackend) Call(_ context.Context, r *backendv1.CallRequest) (*backendv1.CallResponse, error) {
+func (b echoBackend) Call(ctx context.Context, r *backendv1.CallRequest) (*backendv1.CallResponse, error) {
+	if b.delay > 0 {
+		select {
+		case <-time.After(b.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return &backendv1.CallResponse{Data: r.GetData()}, nil
 }
 
-func startEchoBackend(b *testing.B) string {
+func startEchoBackend(tb testing.TB, delay time.Duration) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	s := grpc.NewServer()
-	backendv1.RegisterBackendServer(s, echoBackend{})
+	backendv1.RegisterBackendServer(s, echoBackend{delay: delay})
 	go s.Serve(ln)
-	b.Cleanup(s.Stop)
+	tb.Cleanup(s.Stop)
 	return ln.Addr().String()
+}
+
+// startRPCGateway starts a gateway whose /service/rpc goes to the backend
+// at addr; flushDelay, if not 0, replaces the websocket flush delay.
+func startRPCGateway(tb testing.TB, addr string, flushDelay time.Duration) *gateway.Server {
+	cfg := config.Default()
+	if flushDelay != 0 {
+		cfg.Transports.WebSocket.FlushDelay = config.Duration(flushDelay)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Demo.Enabled = config.Bool(false)
+	cfg.API.Listen = "off"
+	cfg.Log.Level = "error"
+	cfg.Backends = map[string]config.BackendConfig{"echo": {Target: addr}}
+	cfg.Routes = []config.RouteConfig{{Channel: "/service/rpc", Backend: "echo"}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := srv.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Shutdown(ctx) })
+	return srv
 }
 
 // runCallers runs n calls split over rpcConcurrency callers and reports
@@ -83,7 +121,7 @@ func runCallers(b *testing.B, call func(worker, seq int) error) {
 // clients through the gateway to a gRPC backend with the same gRPC call
 // made directly, both at concurrency 50.
 func BenchmarkRemoteCall(b *testing.B) {
-	addr := startEchoBackend(b)
+	addr := startEchoBackend(b, 0)
 	payload := json.RawMessage(`{"user":"alice","query":"status","n":42}`)
 
 	b.Run("direct", func(b *testing.B) {
@@ -100,26 +138,8 @@ func BenchmarkRemoteCall(b *testing.B) {
 	})
 
 	b.Run("gateway", func(b *testing.B) {
-		cfg := config.Default()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.Demo.Enabled = config.Bool(false)
-		cfg.API.Listen = "off"
-		cfg.Log.Level = "error"
-		cfg.Backends = map[string]config.BackendConfig{"echo": {Target: addr}}
-		cfg.Routes = []config.RouteConfig{{Channel: "/service/rpc", Backend: "echo"}}
-		cfg.SetDefaults()
-		if err := cfg.Validate(); err != nil {
-			b.Fatal(err)
-		}
-		srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx := context.Background()
-		if err := srv.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		defer srv.Shutdown(ctx)
+		srv := startRPCGateway(b, addr, 0)
+		var err error
 		url := "ws://" + srv.Addr().String() + "/cometd"
 		clients := make([]*wsCaller, rpcConcurrency)
 		for i := range clients {

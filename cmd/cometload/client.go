@@ -31,12 +31,13 @@ type Client interface {
 
 // env is what every client of a run shares.
 type env struct {
-	url       string // http(s)://host:port/path
-	transport string // websocket or long-polling
+	url       string // http(s)://host:port/path, or grpc://host:port
+	transport string // websocket, long-polling or grpc
 	timeout   time.Duration
 	stats     *Stats
 	ws        *wsShared
 	lp        *lpShared
+	grpc      *grpcShared
 }
 
 // clientOpts describes one client.
@@ -47,8 +48,11 @@ type clientOpts struct {
 }
 
 func (e *env) newClient(o clientOpts) Client {
-	if e.transport == "long-polling" {
+	switch e.transport {
+	case "long-polling":
 		return newLPClient(e, o)
+	case "grpc":
+		return newGRPCClient(e)
 	}
 	return newWSClient(e, o)
 }

@@ -89,10 +89,19 @@ func realMain() int {
 
 	st := newStats()
 	e := &env{url: cfg.url, transport: cfg.transport, timeout: cfg.timeout, stats: st}
-	if cfg.transport == "websocket" {
+	switch cfg.transport {
+	case "websocket":
 		e.ws = newWSShared(cfg.url, cfg.readBuf)
-	} else {
+	case "long-polling":
 		e.lp = newLPShared(sessions)
+	case "grpc":
+		g, err := newGRPCShared(cfg.url)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cometload:", err)
+			return 1
+		}
+		defer g.conn.Close()
+		e.grpc = g
 	}
 	rep := &Report{
 		Scenario: cfg.scenario, Transport: cfg.transport, URL: cfg.url, Label: cfg.label,
@@ -152,7 +161,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle or rpc")
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080/cometd", "Bayeux endpoint (http://; websocket uses the same URL with ws://)")
-	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket or long-polling")
+	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket, long-polling, or grpc (rpc only: the backend contract's Call, directly, for a baseline)")
 	fs.StringVar(&cfg.channel, "channel", "", "channel (fanout, idle), room channel prefix (rooms), or service channel (rpc, default /service/echo)")
 	fs.StringVar(&cfg.label, "label", "", "free text copied into the JSON result")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time")
@@ -187,11 +196,18 @@ func parseFlags(args []string) (*config, error) {
 	}
 	switch cfg.transport {
 	case "websocket", "long-polling":
+		if !strings.HasPrefix(cfg.url, "http://") && !strings.HasPrefix(cfg.url, "https://") {
+			return nil, fmt.Errorf("-url %q: want http:// or https://", cfg.url)
+		}
+	case "grpc":
+		if cfg.scenario != "rpc" {
+			return nil, fmt.Errorf("-transport grpc: only the rpc scenario calls a backend directly")
+		}
+		if !strings.HasPrefix(cfg.url, "grpc://") {
+			return nil, fmt.Errorf("-url %q: want grpc://HOST:PORT with -transport grpc", cfg.url)
+		}
 	default:
-		return nil, fmt.Errorf("-transport %q: want websocket or long-polling", cfg.transport)
-	}
-	if !strings.HasPrefix(cfg.url, "http://") && !strings.HasPrefix(cfg.url, "https://") {
-		return nil, fmt.Errorf("-url %q: want http:// or https://", cfg.url)
+		return nil, fmt.Errorf("-transport %q: want websocket, long-polling or grpc", cfg.transport)
 	}
 	if (cfg.scenario == "fanout" || cfg.scenario == "rooms") && cfg.rate <= 0 {
 		return nil, errors.New("-rate must be > 0")

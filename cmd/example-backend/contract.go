@@ -77,8 +77,12 @@ func (c *chat) room(name string) (*room, error) {
 	return r, nil
 }
 
-// Call serves the remote calls on /service/rooms/*.
+// Call serves the remote calls on /service/rooms/*, and /service/echo,
+// which returns its data (the benchmarks' remote call).
 func (c *chat) Call(_ context.Context, req *backendv1.CallRequest) (*backendv1.CallResponse, error) {
+	if req.GetChannel() == "/service/echo" {
+		return &backendv1.CallResponse{Data: req.GetData()}, nil
+	}
 	var in struct {
 		Room string `json:"room"`
 		User string `json:"user"`

@@ -75,6 +75,18 @@ func TestCallErrors(t *testing.T) {
 	}
 }
 
+func TestEcho(t *testing.T) {
+	c := backendv1.NewBackendClient(serve(t))
+	const data = `{"n":12345678901234567,"s":"x"}`
+	resp, err := c.Call(ctx(t), &backendv1.CallRequest{Channel: "/service/echo", Data: []byte(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(resp.GetData()) != data {
+		t.Errorf("echo = %s; want %s", resp.GetData(), data)
+	}
+}
+
 func TestRoomEventsResume(t *testing.T) {
 	c := backendv1.NewBackendClient(serve(t))
 	for _, u := range []string{"ann", "bob", "cat"} {

@@ -43,8 +43,11 @@ func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m 
 		md:     rt.b.metadata(s, m.Channel, engine.ClientFrom(ctx)),
 		caller: caller(s),
 	}
+	if x := engine.ExchangeFrom(ctx); x != nil {
+		x.AnswerFollows = true
+	}
 	r.wg.Add(1)
-	go func() {
+	r.callers.Go(func() {
 		defer r.wg.Done()
 		defer r.releaseCall(s)
 		data, err := r.call(rt, in)
@@ -54,7 +57,7 @@ func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m 
 			reply.Data = failureData(err)
 		}
 		s.Deliver(reply)
-	}()
+	})
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/gateway/internal/workers"
 )
 
 // Router owns the backend connections and routes of a node. Build it with
@@ -24,9 +25,10 @@ type Router struct {
 	auth     *backendConn
 	e        *engine.Engine
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // calls and streams in flight
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // calls and streams in flight
+	callers *workers.Pool  // run remote calls
 
 	mu       sync.Mutex                  // guards inflight, open
 	inflight map[*engine.Session]int     // remote calls in flight per session
@@ -60,6 +62,7 @@ func New(cfg Config) (*Router, error) {
 		open:     make(map[streamKey]*activeStream),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.callers = workers.New(r.ctx.Done())
 	fail := func(err error) (*Router, error) {
 		r.Close(context.Background())
 		return nil, err

@@ -371,7 +371,7 @@ func TestSubscriptionListenerCounts(t *testing.T) {
 
 type nopConn struct{}
 
-func (nopConn) Wake() {}
+func (nopConn) Wake(bool) {}
 
 func benchFanout(b *testing.B, n int) {
 	e := engine.New(engine.Config{MaxQueue: 1 << 20, MaxQueueBytes: 1 << 30})

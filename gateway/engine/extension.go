@@ -30,6 +30,11 @@ type Exchange struct {
 	// Hold, for a /meta/connect, is how long the transport may hold it
 	// before replying; 0 means reply now.
 	Hold time.Duration
+	// AnswerFollows is set by a publish handler that will soon Deliver an
+	// answer to this publish (a remote call). A push transport may then
+	// hold the publish reply for a moment, so that both travel in one
+	// write; it must not hold it longer than it holds broadcasts.
+	AnswerFollows bool
 }
 
 // IsConnect reports whether x is a /meta/connect exchange.

@@ -143,7 +143,7 @@ func (e *Engine) handle(ctx context.Context, x *Exchange) {
 	if x.Session != nil {
 		x.Session.touch()
 	}
-	ctx = context.WithValue(ctx, clientKey{}, x.Client)
+	ctx = context.WithValue(ctx, exchangeKey{}, x)
 	switch m.Channel {
 	case bayeux.MetaHandshake:
 		e.handshake(ctx, x)
@@ -373,12 +373,21 @@ func (e *Engine) disconnect(x *Exchange) {
 	e.removeSession(x.Session, CloseDisconnect, nil)
 }
 
-type clientKey struct{}
+type exchangeKey struct{}
 
 // ClientFrom returns the transport side of the request being handled, for
 // policies and publish handlers (e.g. to forward selected HTTP headers), or
 // nil outside a request.
 func ClientFrom(ctx context.Context) *Client {
-	c, _ := ctx.Value(clientKey{}).(*Client)
-	return c
+	if x := ExchangeFrom(ctx); x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+// ExchangeFrom returns the exchange being handled, for policies and publish
+// handlers, or nil outside a request.
+func ExchangeFrom(ctx context.Context) *Exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*Exchange)
+	return x
 }

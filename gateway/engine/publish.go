@@ -201,7 +201,7 @@ func (e *Engine) Fanout(name string, b []byte, from *Session) int {
 		if s == from && e.cfg.NoBroadcastToPublisher {
 			continue
 		}
-		s.enqueue(b)
+		s.enqueue(b, false)
 		n++
 	}
 	clear(subs)

@@ -66,8 +66,11 @@ type Conn interface {
 	// Wake tells the connection that the session has something for it:
 	// queued messages, a held connect that is due, or its end. It is called
 	// without engine locks held and must not block; the connection answers
-	// by calling Session.Pull (usually from another goroutine).
-	Wake()
+	// by calling Session.Pull (usually from another goroutine). urgent is
+	// true when waiting gains nothing: the message is for this session
+	// alone (Deliver), or the session ends; broadcasts are not urgent, and
+	// the connection may wait a little so that several share a write.
+	Wake(urgent bool)
 }
 
 // holdEnd says why a held connect ended.
@@ -243,7 +246,7 @@ func (s *Session) Disconnect() {
 // The reply to a remote call is a Deliver on the request's channel with
 // the request's id.
 func (s *Session) Deliver(m *bayeux.Message) {
-	s.enqueue(bayeux.AppendMessage(nil, m))
+	s.enqueue(bayeux.AppendMessage(nil, m), true)
 }
 
 // DeliverData is Deliver of {channel, data, id}.
@@ -251,9 +254,10 @@ func (s *Session) DeliverData(channel string, data json.RawMessage, id string) {
 	s.Deliver(&bayeux.Message{Channel: channel, Data: data, ID: id})
 }
 
-// enqueue queues an encoded message and wakes whoever should send it. A
-// session whose queue overflows is disconnected as slow.
-func (s *Session) enqueue(b []byte) {
+// enqueue queues an encoded message and wakes whoever should send it (see
+// Conn.Wake for urgent). A session whose queue overflows is disconnected as
+// slow.
+func (s *Session) enqueue(b []byte, urgent bool) {
 	s.mu.Lock()
 	if s.state == StateClosed {
 		s.mu.Unlock()
@@ -269,7 +273,7 @@ func (s *Session) enqueue(b []byte) {
 	conn := s.notifyLocked()
 	s.mu.Unlock()
 	if conn != nil {
-		conn.Wake()
+		conn.Wake(urgent)
 	}
 }
 
@@ -313,7 +317,7 @@ func (s *Session) Attach(c Conn) {
 	pending := s.queue.Len() > 0
 	s.mu.Unlock()
 	if pending || closed {
-		c.Wake()
+		c.Wake(closed)
 	}
 }
 
@@ -500,7 +504,7 @@ func (s *Session) endBatch() {
 	}
 	s.mu.Unlock()
 	if conn != nil {
-		conn.Wake()
+		conn.Wake(true) // what the session's own request left behind
 	}
 }
 
@@ -546,7 +550,7 @@ func (s *Session) close(reason CloseReason, final []byte) bool {
 	conn := s.conn
 	s.mu.Unlock()
 	if conn != nil {
-		conn.Wake()
+		conn.Wake(true)
 	}
 	return true
 }

@@ -13,15 +13,21 @@ import (
 // append per delivery: no channel hand-off, no goroutine wake per
 // subscriber); after waiting delay in the list, so that messages queued
 // meanwhile share one frame and one system call, it is flushed by a worker.
-// Workers drain the list in chunks and exit as soon as it is empty, so an
-// idle gateway has none. A new worker starts whenever more connections
+// A connection woken for something urgent (a reply meant for its session
+// alone, or the end of a held connect) goes on a second list that workers
+// serve first and without the wait: batching gains nothing there, and the
+// wait would add to every remote call's round trip.
+//
+// Workers drain the lists in chunks and exit as soon as they are empty, so
+// an idle gateway has none. A new worker starts whenever more connections
 // wait than workers run (up to maxWorkers), so a slow client only delays
 // the few connections its worker took with it.
 type flushers struct {
 	delay   time.Duration // how long a connection waits so that messages share its frame
-	mu      sync.Mutex    // guards pending, since, running
+	mu      sync.Mutex    // guards pending, since, urgent, running
 	pending []*wsConn
 	since   []time.Time // when each pending connection was added
+	urgent  []*wsConn
 	running int
 }
 
@@ -36,11 +42,15 @@ const (
 	flushChunk = 8
 )
 
-func (f *flushers) run(c *wsConn) {
+func (f *flushers) run(c *wsConn, urgent bool) {
 	f.mu.Lock()
-	f.pending = append(f.pending, c)
-	f.since = append(f.since, time.Now())
-	start := f.running < maxWorkers && f.running < len(f.pending)
+	if urgent {
+		f.urgent = append(f.urgent, c)
+	} else {
+		f.pending = append(f.pending, c)
+		f.since = append(f.since, time.Now())
+	}
+	start := f.running < maxWorkers && f.running < len(f.pending)+len(f.urgent)
 	if start {
 		f.running++
 	}
@@ -54,33 +64,55 @@ func (f *flushers) work() {
 	var chunk [flushChunk]*wsConn
 	for {
 		f.mu.Lock()
-		if len(f.pending) > 0 {
-			if wait := f.delay - time.Since(f.since[0]); wait > 0 {
-				f.mu.Unlock()
-				time.Sleep(wait)
-				continue
-			}
+		n, wait := f.takeLocked(chunk[:])
+		if wait > 0 {
+			f.mu.Unlock()
+			time.Sleep(wait)
+			continue
 		}
-		n := copy(chunk[:], f.pending)
 		if n == 0 {
 			f.running--
 			if cap(f.pending) > 4096 {
-				f.pending = nil // give back what a burst grew
+				f.pending, f.since = nil, nil // give back what a burst grew
+			}
+			if cap(f.urgent) > 4096 {
+				f.urgent = nil
 			}
 			f.mu.Unlock()
 			return
 		}
-		rest := copy(f.pending, f.pending[n:])
-		clear(f.pending[rest:])
-		f.pending = f.pending[:rest]
-		copy(f.since, f.since[n:])
-		f.since = f.since[:rest]
 		f.mu.Unlock()
 		for i, c := range chunk[:n] {
 			safeFlush(c)
 			chunk[i] = nil
 		}
 	}
+}
+
+// takeLocked moves up to len(chunk) connections that are due into chunk,
+// urgent ones first, and returns how many; or, if connections wait but none
+// is due yet, the time until the first is.
+func (f *flushers) takeLocked(chunk []*wsConn) (int, time.Duration) {
+	if len(f.urgent) > 0 {
+		n := copy(chunk, f.urgent)
+		rest := copy(f.urgent, f.urgent[n:])
+		clear(f.urgent[rest:])
+		f.urgent = f.urgent[:rest]
+		return n, 0
+	}
+	if len(f.pending) == 0 {
+		return 0, 0
+	}
+	if wait := f.delay - time.Since(f.since[0]); wait > 0 {
+		return 0, wait
+	}
+	n := copy(chunk, f.pending)
+	rest := copy(f.pending, f.pending[n:])
+	clear(f.pending[rest:])
+	f.pending = f.pending[:rest]
+	copy(f.since, f.since[n:])
+	f.since = f.since[:rest]
+	return n, 0
 }
 
 // safeFlush flushes c; a panic (a bug, or a faulty extension run while

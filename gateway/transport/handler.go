@@ -8,6 +8,7 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/gateway/internal/workers"
 	"github.com/gorilla/websocket"
 )
 
@@ -23,6 +24,8 @@ type Handler struct {
 	conns    connSet            // open websocket connections, for shutdown
 	flushers flushers           // goroutines that write queued messages
 	bufs     sync.Pool
+	// workers read and process frames (readable, readLoop).
+	workers *workers.Pool
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -37,6 +40,7 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		conns:    connSet{m: make(map[*wsConn]struct{})},
 		bufs:     sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
 		flushers: flushers{delay: cfg.WebSocket.FlushDelay},
+		workers:  workers.New(nil),
 	}
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:    cfg.WebSocket.ReadBufferSize,

@@ -32,6 +32,14 @@ type wsConn struct {
 	holdTimer atomic.Pointer[time.Timer] // timer of the held connect
 	pingTimer *time.Timer                // nil when polled
 
+	// Publish replies held for the answer that follows them (see
+	// Exchange.AnswerFollows), as encoded messages separated by commas;
+	// the next flush writes them first. ackTimer flushes them if the
+	// answer is late. Both are guarded by wmu; ackTimer is nil until the
+	// session makes its first remote call.
+	deferred []byte
+	ackTimer *time.Timer
+
 	// Polled connections (see poller): the socket's descriptor, the
 	// library's buffered reader, and whether a reader is running.
 	fd       int
@@ -120,13 +128,13 @@ func (c *wsConn) pollable(br *bufio.Reader) bool {
 }
 
 // readable runs when the poller sees data on a polled connection: a
-// short-lived goroutine reads and processes every frame that arrived, then
-// re-arms the connection.
+// worker reads and processes every frame that arrived, then re-arms the
+// connection.
 func (c *wsConn) readable() {
 	if !c.reading.CompareAndSwap(false, true) {
 		return // a reader is running; it re-arms when done
 	}
-	go func() {
+	c.h.workers.Go(func() {
 		for {
 			// A frame that started arriving must finish within the idle
 			// timeout.
@@ -147,7 +155,7 @@ func (c *wsConn) readable() {
 		if err := c.h.poller.rearm(c); err != nil {
 			c.finish()
 		}
-	}()
+	})
 }
 
 // keptHeaders copies the request headers that backends may need
@@ -189,8 +197,9 @@ func (c *wsConn) ping() {
 }
 
 // readLoop reads frames until the connection fails or closes. It only
-// reads: decoding and processing run on a short-lived goroutine per frame,
-// so that this long-lived goroutine's stack stays small while it waits.
+// reads: decoding and processing run on a worker (a goroutine reused while
+// frames keep coming), so that this long-lived goroutine's stack stays
+// small while it waits.
 func (c *wsConn) readLoop() {
 	defer c.finish()
 	done := make(chan bool, 1)
@@ -199,7 +208,7 @@ func (c *wsConn) readLoop() {
 		if !ok {
 			return
 		}
-		go func() { done <- c.handleFrame(data) }()
+		c.h.workers.Go(func() { done <- c.handleFrame(data) })
 		ok = <-done
 		data = nil // do not keep the last frame while waiting for the next
 		if !ok {
@@ -277,7 +286,7 @@ func (c *wsConn) process(msgs []bayeux.Message) bool {
 	if held != nil {
 		c.park(held)
 	} else if c.client.Bound != before {
-		c.Wake()
+		c.Wake(false)
 	}
 	return true
 }
@@ -304,6 +313,13 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	out := append((*buf)[:0], make([]byte, frameHeaderRoom)...)
 	out = append(out, '[')
 	n := 0
+	if len(c.deferred) > 0 {
+		// Replies held from an earlier frame go first.
+		out = append(out, c.deferred...)
+		c.deferred = nil
+		c.ackTimer.Stop()
+		n++
+	}
 	for _, ev := range events {
 		if n > 0 {
 			out = append(out, ',')
@@ -311,8 +327,19 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 		out = append(out, ev...)
 		n++
 	}
+	// A publish whose answer follows waits for it, unless events go now.
+	deferOK := len(events) == 0 && c.h.cfg.WebSocket.FlushDelay > 0
+	deferred := false
 	for _, x := range b.Exchanges {
 		if x == held {
+			continue
+		}
+		if deferOK && x.AnswerFollows && x.Reply.Successful {
+			if len(c.deferred) > 0 {
+				c.deferred = append(c.deferred, ',')
+			}
+			c.deferred = bayeux.AppendMessage(c.deferred, x.Reply)
+			deferred = true
 			continue
 		}
 		if n > 0 {
@@ -323,7 +350,21 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	}
 	out = append(out, ']')
 	*buf = out
+	if deferred {
+		c.armAckTimer()
+	}
 	return n == 0 || c.writeLocked(out)
+}
+
+// armAckTimer makes sure held publish replies go out after at most the
+// flush delay, answer or not; the caller holds wmu.
+func (c *wsConn) armAckTimer() {
+	d := c.h.cfg.WebSocket.FlushDelay
+	if c.ackTimer == nil {
+		c.ackTimer = time.AfterFunc(d, func() { c.Wake(true) })
+		return
+	}
+	c.ackTimer.Reset(d)
 }
 
 // park holds a connect: a timer marks it due after its hold time, and the
@@ -335,21 +376,22 @@ func (c *wsConn) park(x *engine.Exchange) {
 	h := s.ParkPush(x)
 	t := time.AfterFunc(x.Hold, func() {
 		if s.HoldExpired(h) {
-			c.Wake()
+			c.Wake(true)
 		}
 	})
 	if old := c.holdTimer.Swap(t); old != nil {
 		old.Stop()
 	}
-	c.Wake()
+	c.Wake(false)
 }
 
-// Wake schedules a flush of the bound session unless one is pending.
-func (c *wsConn) Wake() {
+// Wake schedules a flush of the bound session unless one is pending; see
+// flushers for what urgent changes.
+func (c *wsConn) Wake(urgent bool) {
 	if c.closed.Load() || !c.scheduled.CompareAndSwap(false, true) {
 		return
 	}
-	c.h.flushers.run(c)
+	c.h.flushers.run(c, urgent)
 }
 
 // itemSlices recycles the slices a flush collects queued messages in.
@@ -378,19 +420,29 @@ func (c *wsConn) flush() {
 	defer c.wmu.Unlock()
 	for !c.closed.Load() {
 		events, x := s.Pull(items[:0], cfg.MessagesPerFrame, cfg.MaxFrameBytes)
-		if len(events) == 0 && x == nil {
+		if len(events) == 0 && x == nil && len(c.deferred) == 0 {
 			break
 		}
 		out := append((*buf)[:0], make([]byte, frameHeaderRoom)...)
 		out = append(out, '[')
-		for i, ev := range events {
-			if i > 0 {
+		n := 0
+		if len(c.deferred) > 0 {
+			// Held publish replies first: they answer requests that came
+			// before their answers.
+			out = append(out, c.deferred...)
+			c.deferred = nil
+			c.ackTimer.Stop()
+			n++
+		}
+		for _, ev := range events {
+			if n > 0 {
 				out = append(out, ',')
 			}
 			out = append(out, ev...)
+			n++
 		}
 		if x != nil {
-			if len(events) > 0 {
+			if n > 0 {
 				out = append(out, ',')
 			}
 			out = bayeux.AppendMessage(out, x.Reply)
