@@ -12,19 +12,25 @@
 // # Websocket concurrency
 //
 // Reading: on Linux, idle connections are watched by one epoll instance
-// (poller_linux.go); when one becomes readable, a short-lived goroutine
-// reads and processes every frame that arrived, then re-arms it. Elsewhere,
-// for TLS connections, or with WebSocketConfig.Poller off, each connection
-// has one reader goroutine that only reads and hands each frame to a
-// short-lived goroutine, so its own stack stays small. Frames of one
+// (poller_linux.go); when one becomes readable, a worker reads and
+// processes every frame that arrived, then re-arms it. Elsewhere, for TLS
+// connections, or with WebSocketConfig.Poller off, each connection has one
+// reader goroutine that only reads and hands each frame to a worker, so its
+// own stack stays small. Workers are goroutines reused while frames keep
+// coming (internal/workers), which keeps their grown stacks. Frames of one
 // connection are always processed one at a time, in order.
 //
 // Writing: every write to a connection happens under its write lock (wmu),
 // including the library's control replies. Replies to a frame are written
-// by its reader; messages the engine queues are written by flush workers
-// (flush.go), warm goroutines handed a connection over a channel, which
-// drain everything queued into as few frames as MessagesPerFrame and
-// MaxFrameBytes allow, so bursts are batched. Data frames are built in place
-// in pooled buffers and written with one system call. An idle connection
-// owns no goroutine, no timer (when polled) and no write buffer.
+// by its reader, preceded by what is queued for the session. Messages the
+// engine queues later are written by flush workers (flush.go): a connection
+// with something to send joins a shared list and waits FlushDelay there so
+// that broadcasts share frames, or joins an urgent list served at once
+// when the message is for its session alone (a remote call's answer).
+// Workers drain the queue into as few frames as MessagesPerFrame and
+// MaxFrameBytes allow. A publish whose answer follows (a remote call) has
+// its reply held until the answer comes or FlushDelay passes, so that both
+// share one frame. Data frames are built in place in pooled buffers and
+// written with one system call. An idle connection owns no goroutine, no
+// timer (when polled) and no write buffer.
 package transport
