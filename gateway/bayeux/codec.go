@@ -55,6 +55,14 @@ func Decode(data []byte, maxBatch int) ([]Message, error) {
 		}
 		return nil, ErrNotMessages
 	}
+	if msgs, ok := decodeFast(data, maxBatch); ok {
+		return msgs, nil
+	}
+	return decodeStd(data, maxBatch)
+}
+
+// decodeStd is Decode with encoding/json, for what decodeFast leaves.
+func decodeStd(data []byte, maxBatch int) ([]Message, error) {
 	var wire []wireMessage
 	err := json.Unmarshal(data, &wire)
 	if err != nil {
