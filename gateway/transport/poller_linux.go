@@ -1,18 +1,25 @@
 package transport
 
 import (
-	"errors"
+	"os"
 	"sync"
 	"syscall"
 )
 
 // poller watches idle websocket connections with one epoll instance, so
 // that an idle connection needs no reader goroutine (and no stack). Each
-// connection is registered one-shot: when it becomes readable, a
-// short-lived goroutine reads and processes what arrived, then re-arms it.
+// connection is registered one-shot: when it becomes readable, a worker
+// reads and processes what arrived, then re-arms it.
+//
+// The epoll descriptor is itself registered with the Go runtime's network
+// poller (an epoll instance is readable when it has events), so the loop
+// waits parked like any network read instead of blocking a thread in
+// epoll_wait: a goroutine blocked in a system call keeps its P until the
+// runtime's monitor takes it back, which stalls a GOMAXPROCS=1 process for
+// 20 µs or more every time the loop waits.
 type poller struct {
 	epfd  int
-	wake  [2]int     // pipe: a byte on wake[1] stops the loop
+	file  *os.File // epfd, as the runtime polls it; Close stops the loop
 	mu    sync.Mutex // guards conns
 	conns map[int]*wsConn
 	once  sync.Once
@@ -25,19 +32,17 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &poller{epfd: fd, conns: make(map[int]*wsConn)}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+	if err := syscall.SetNonblock(fd, true); err != nil {
 		syscall.Close(fd)
 		return nil, err
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}
-	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
-		syscall.Close(fd)
-		syscall.Close(p.wake[0])
-		syscall.Close(p.wake[1])
+	p := &poller{epfd: fd, file: os.NewFile(uintptr(fd), "epoll"), conns: make(map[int]*wsConn)}
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		p.file.Close()
 		return nil, err
 	}
-	go p.loop()
+	go p.loop(rc)
 	return p, nil
 }
 
@@ -76,32 +81,29 @@ func (p *poller) forget(c *wsConn) {
 	p.mu.Unlock()
 }
 
-// close stops the loop, which closes the descriptors itself: closing an
-// epoll descriptor does not wake a thread waiting on it, and a new poller
-// could get the same descriptor number while the old loop still uses it.
+// close stops the loop. The descriptor is closed once the loop's pending
+// wait has returned (os.File counts its users), so a new poller cannot get
+// the same number while the old loop still uses it.
 func (p *poller) close() {
-	p.once.Do(func() { syscall.Write(p.wake[1], []byte{0}) })
+	p.once.Do(func() { p.file.Close() })
 }
 
-func (p *poller) loop() {
-	defer func() {
-		syscall.Close(p.epfd)
-		syscall.Close(p.wake[0])
-		syscall.Close(p.wake[1])
-	}()
+func (p *poller) loop(rc syscall.RawConn) {
 	events := make([]syscall.EpollEvent, 128)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
+		var n int
+		var werr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			if werr == syscall.EINTR {
+				n, werr = 0, nil
 			}
-			return
+			return n > 0 || werr != nil // false: park until epfd is readable
+		})
+		if err != nil || werr != nil {
+			return // closed
 		}
 		for _, ev := range events[:n] {
-			if int(ev.Fd) == p.wake[0] {
-				return
-			}
 			p.mu.Lock()
 			c := p.conns[int(ev.Fd)]
 			p.mu.Unlock()
