@@ -5,6 +5,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,7 +140,9 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	buf := h.getBuf()
 	defer h.putBuf(buf)
 	var events [][]byte
+	held := false
 	if len(xs) == 1 && xs[0].IsConnect() && xs[0].Reply.Successful && xs[0].Hold > 0 {
+		held = true
 		b.End()
 		var ok bool
 		if events, ok = h.holdConnect(w, r, c, xs[0]); !ok {
@@ -187,8 +191,21 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 		hd.Set("Content-Type", "application/json;charset=UTF-8")
 	}
 	hd.Set("Cache-Control", "no-cache, no-store")
-	w.Write(out)
 	*buf = out
+	if !held {
+		w.Write(out)
+		return
+	}
+	// A held connect that ends now is usually one of many that a broadcast
+	// ended at once. Send the response in one write, then let the others'
+	// goroutines send theirs before this one goes on to read and parse the
+	// client's next request: answering every held connect comes first.
+	hd.Set("Content-Length", strconv.Itoa(len(out)))
+	w.Write(out)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	runtime.Gosched()
 }
 
 // holdConnect holds a long poll until a message is queued, the timeout
