@@ -39,9 +39,11 @@ func (c *wsCaller) publish(t *testing.T, id, data string) {
 }
 
 // A fast backend's answer and the publish acknowledgement travel in one
-// frame, the acknowledgement first: one write instead of two. The ack
-// waits for the answer at most the flush delay, 100ms here so that a slow
-// test machine still answers in time.
+// frame: one write instead of two. The ack waits for the answer at most
+// the flush delay, 100ms here so that a slow test machine still answers in
+// time. Any flush of the connection meanwhile takes the ack with it, so a
+// call may still see two frames; each message must arrive exactly once,
+// the ack first when they are apart.
 func TestRemoteCallAckAndAnswerShareAFrame(t *testing.T) {
 	srv := startRPCGateway(t, startEchoBackend(t, 0), 100*time.Millisecond)
 	c, err := dialCaller("ws://" + srv.Addr().String() + "/cometd")
@@ -49,20 +51,40 @@ func TestRemoteCallAckAndAnswerShareAFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.ws.Close()
-	for i := range 20 {
+	// Let the flush scheduled when the held connect was parked pass.
+	time.Sleep(200 * time.Millisecond)
+	const calls = 20
+	shared := 0
+	for i := range calls {
 		id := string(rune('a' + i))
-		c.publish(t, id, `{"n":`+strings.Repeat("1", i+1)+`}`)
-		msgs := c.readFrame(t)
-		if len(msgs) != 2 {
-			t.Fatalf("call %s: frame of %d messages %+v; want the ack and the answer", id, len(msgs), msgs)
+		data := `{"n":` + strings.Repeat("1", i+1) + `}`
+		c.publish(t, id, data)
+		var ack, answer *frameMsg
+		for ack == nil || answer == nil {
+			msgs := c.readFrame(t)
+			for j := range msgs {
+				m := &msgs[j]
+				switch {
+				case m.ID != id || m.Successful == nil || !*m.Successful:
+					t.Fatalf("call %s: unexpected message %+v", id, *m)
+				case m.Data == nil && ack == nil:
+					ack = m
+				case string(m.Data) == data && answer == nil:
+					if ack == nil && len(msgs) == 1 {
+						t.Fatalf("call %s: the answer came before the ack, in its own frame", id)
+					}
+					answer = m
+				default:
+					t.Fatalf("call %s: extra message %+v", id, *m)
+				}
+			}
+			if len(msgs) == 2 {
+				shared++
+			}
 		}
-		ack, answer := msgs[0], msgs[1]
-		if ack.ID != id || ack.Successful == nil || !*ack.Successful || ack.Data != nil {
-			t.Errorf("call %s: first message %+v; want the ack", id, ack)
-		}
-		if answer.ID != id || answer.Successful == nil || !*answer.Successful || string(answer.Data) != `{"n":`+strings.Repeat("1", i+1)+`}` {
-			t.Errorf("call %s: second message %+v; want the answer", id, answer)
-		}
+	}
+	if shared < calls*3/4 {
+		t.Errorf("%d of %d calls had the ack and the answer in one frame; want most", shared, calls)
 	}
 }
 

@@ -451,7 +451,10 @@ func (s *Session) completeLocked(x *Exchange, dst [][]byte, maxBytes int) [][]by
 // events to write (at most max messages and about maxBytes; max <= 0 means
 // no count limit) and, when the held connect is due, its exchange, whose
 // reply must follow the events. In deliver-only mode (ack extension,
-// metaConnectDeliverOnly) events come only together with a connect.
+// metaConnectDeliverOnly) events come only together with a connect. While
+// one of the session's requests is being processed, its events wait for
+// that request's reply (Take) or the end of the batch, which wakes the
+// connection again: an answer never overtakes the reply to its request.
 func (s *Session) Pull(dst [][]byte, max, maxBytes int) ([][]byte, *Exchange) {
 	s.mu.Lock()
 	h := s.held
@@ -465,7 +468,7 @@ func (s *Session) Pull(dst [][]byte, max, maxBytes int) ([][]byte, *Exchange) {
 		s.e.outgoing(h.x)
 		return dst, h.x
 	}
-	if !s.deliverOnly {
+	if !s.deliverOnly && s.batching == 0 {
 		dst = s.queue.Take(dst, max, maxBytes)
 	}
 	s.mu.Unlock()

@@ -19,7 +19,7 @@ import (
 // 20 µs or more every time the loop waits.
 type poller struct {
 	epfd  int
-	file  *os.File // epfd, as the runtime polls it; Close stops the loop
+	file  *os.File   // epfd, as the runtime polls it; Close stops the loop
 	mu    sync.Mutex // guards conns
 	conns map[int]*wsConn
 	once  sync.Once

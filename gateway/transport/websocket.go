@@ -26,6 +26,7 @@ type wsConn struct {
 
 	bound     atomic.Pointer[engine.Session] // session for flushes
 	scheduled atomic.Bool                    // a flush is pending or running
+	batching  atomic.Bool                    // ...and waits in the flush delay list
 	closed    atomic.Bool
 
 	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side
@@ -386,12 +387,23 @@ func (c *wsConn) park(x *engine.Exchange) {
 }
 
 // Wake schedules a flush of the bound session unless one is pending; see
-// flushers for what urgent changes.
+// flushers for what urgent changes. An urgent wake of a connection already
+// waiting to batch makes it jump the queue: the flush it gets then also
+// writes what it waited for.
 func (c *wsConn) Wake(urgent bool) {
-	if c.closed.Load() || !c.scheduled.CompareAndSwap(false, true) {
+	if c.closed.Load() {
 		return
 	}
-	c.h.flushers.run(c, urgent)
+	if c.scheduled.CompareAndSwap(false, true) {
+		if !urgent {
+			c.batching.Store(true)
+		}
+		c.h.flushers.run(c, urgent)
+		return
+	}
+	if urgent && c.batching.CompareAndSwap(true, false) {
+		c.h.flushers.run(c, true) // its entry in the batching list flushes nothing later
+	}
 }
 
 // itemSlices recycles the slices a flush collects queued messages in.
@@ -401,6 +413,7 @@ var itemSlices = sync.Pool{New: func() any { s := make([][]byte, 0, 16); return 
 // messages into frames of at most MessagesPerFrame messages and about
 // MaxFrameBytes bytes. It runs in its own short-lived goroutine.
 func (c *wsConn) flush() {
+	c.batching.Store(false)
 	c.scheduled.Store(false)
 	s := c.bound.Load()
 	if s == nil {
