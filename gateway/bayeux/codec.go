@@ -39,7 +39,10 @@ type wireMessage struct {
 // than maxBatch messages arrive; maxBatch <= 0 means no limit). A message
 // whose fields have the wrong types is still returned, with Invalid() set,
 // so that it can be answered with a Bayeux error in its place.
-// Unknown fields are ignored.
+// Unknown fields are ignored. The decoded messages never share memory with
+// data. Common messages take a decoder without reflection (decodeFast);
+// the rest, and anything unusual, go through encoding/json, with the same
+// result.
 func Decode(data []byte, maxBatch int) ([]Message, error) {
 	data = trimSpace(data)
 	if len(data) == 0 {
