@@ -40,6 +40,10 @@ type wsConn struct {
 	// session makes its first remote call.
 	deferred []byte
 	ackTimer *time.Timer
+	// wdeadline is the write deadline last set on the socket (wmu).
+	wdeadline time.Time
+	// rdeadline is the read deadline last set (the reader's).
+	rdeadline time.Time
 
 	// Polled connections (see poller): the socket's descriptor, the
 	// library's buffered reader, and whether a reader is running.
@@ -178,8 +182,17 @@ func (h *Handler) keptHeaders(src http.Header) map[string][]string {
 	return kept
 }
 
+// extendRead moves the read deadline to IdleTimeout from now. A polled
+// connection only reads once data has arrived, so its deadline only bounds
+// how long a frame may take to arrive whole: it moves once less than half
+// of IdleTimeout is left, which spares a runtime timer update per frame.
 func (c *wsConn) extendRead() {
-	c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.WebSocket.IdleTimeout))
+	now, it := time.Now(), c.h.cfg.WebSocket.IdleTimeout
+	if c.polled && c.rdeadline.Sub(now) >= it/2 {
+		return
+	}
+	c.rdeadline = now.Add(it)
+	c.ws.SetReadDeadline(c.rdeadline)
 }
 
 func (c *wsConn) ping() {
@@ -487,15 +500,22 @@ func (c *wsConn) writeLocked(buf []byte) bool {
 	if c.closed.Load() {
 		return false
 	}
-	deadline := time.Now().Add(c.h.cfg.WebSocket.WriteTimeout)
+	now, wt := time.Now(), c.h.cfg.WebSocket.WriteTimeout
 	var err error
 	if c.h.cfg.WebSocket.Compression {
-		c.ws.SetWriteDeadline(deadline)
+		c.ws.SetWriteDeadline(now.Add(wt)) // the library sets it on every frame
 		err = c.ws.WriteMessage(websocket.TextMessage, buf[frameHeaderRoom:])
 	} else {
-		conn := c.ws.UnderlyingConn()
-		conn.SetWriteDeadline(deadline)
-		_, err = conn.Write(textFrame(buf))
+		// Moving the socket's deadline costs a runtime timer update, so
+		// it moves only once less than half of WriteTimeout is left: a
+		// write still fails after at most WriteTimeout, and at least half.
+		// (Pings and pongs set later deadlines, never earlier ones; the
+		// close frame's comes last.)
+		if c.wdeadline.Sub(now) < wt/2 {
+			c.wdeadline = now.Add(wt)
+			c.ws.UnderlyingConn().SetWriteDeadline(c.wdeadline)
+		}
+		_, err = c.ws.UnderlyingConn().Write(textFrame(buf))
 	}
 	if err != nil {
 		c.h.cfg.Logger.Debug("websocket write failed", "remote", c.client.RemoteAddr, "err", err)
