@@ -164,11 +164,12 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 func (s *Server) buildAPI() error {
 	a := s.cfg.API
 	svc := api.New(s.engine, api.Config{
-		Tokens:       a.Tokens,
-		ClientCerts:  a.TLS.ClientCAFile != "",
-		MaxDataBytes: a.MaxDataBytes,
-		Conns:        s.transport.Len,
-		Logger:       s.log,
+		Tokens:          a.Tokens,
+		ClientCerts:     a.TLS.ClientCAFile != "",
+		MaxDataBytes:    a.MaxDataBytes,
+		Conns:           s.transport.Len,
+		LongPollAnswers: s.transport.LongPollAnswers,
+		Logger:          s.log,
 	})
 	if s.cfg.APIOnPublic() {
 		s.mux.Handle("/v1/", svc.Handler())

@@ -139,6 +139,13 @@ func realMain() int {
 	if runErr != nil {
 		st.errs.add("run_failed", runErr.Error())
 	}
+	if cfg.api != "" {
+		if after, err := fetchServerLatency(ctx, cfg.api, cfg.apiToken); err != nil {
+			st.errs.add("server_stats", err.Error())
+		} else {
+			rep.ServerLongPoll = answersBetween(r.apiBefore, after)
+		}
+	}
 	rep.finish(st)
 	if err := rep.write(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "cometload:", err)
@@ -183,6 +190,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&cfg.setup.timeout, "setup-timeout", 30*time.Second, "time allowed to open one session")
 	fs.IntVar(&cfg.readBuf, "ws-read-buffer", 4096, "websocket read buffer per connection, bytes")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	fs.StringVar(&cfg.api, "api", "", "a Cometgate control API (REST) base URL, e.g. http://127.0.0.1:8081: report the gateway's own long-polling answer latency")
+	fs.StringVar(&cfg.apiToken, "api-token", "", "bearer token for -api")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,9 @@ type Report struct {
 	RSSBefore        int64    `json:"rss_before,omitempty"`
 	RSSAfter         int64    `json:"rss_after,omitempty"`
 	RSSEnd           int64    `json:"rss_end,omitempty"`
+	// ServerLongPoll is the gateway's own long-polling answer latency in
+	// the window, with -api.
+	ServerLongPoll *ServerAnswers `json:"server_long_poll_answer_ms,omitempty"`
 }
 
 // LatencyMS holds latency quantiles in milliseconds.
@@ -70,6 +73,10 @@ func (r *Report) write(w io.Writer) error {
 	if r.BytesPerSession != nil {
 		fmt.Fprintf(w, "  server RSS %s -> %s (end of hold %s): %.0f bytes per session\n",
 			mib(r.RSSBefore), mib(r.RSSAfter), mib(r.RSSEnd), *r.BytesPerSession)
+	}
+	if a := r.ServerLongPoll; a != nil && a.Count > 0 {
+		fmt.Fprintf(w, "  gateway's long-poll answers in the window: p50 <= %g  p90 <= %g  p99 <= %g ms, %.1f%% within 50 ms (n=%d; -1: over 1 s)\n",
+			a.P50, a.P90, a.P99, a.Within50msPct, a.Count)
 	}
 	fmt.Fprintf(w, "  errors %d, tool CPU %.0f%%", r.Errors, r.ToolCPUPercent)
 	if r.ServerCPUPercent != nil {

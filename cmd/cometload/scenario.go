@@ -32,6 +32,8 @@ type config struct {
 	setup      setupOpts
 	readBuf    int
 	cpuProfile string
+	api        string // control API base URL, for server-side stats
+	apiToken   string
 }
 
 // run is one scenario's execution.
@@ -40,6 +42,9 @@ type run struct {
 	env    *env
 	stats  *Stats
 	report *Report
+	// apiBefore is the gateway's latency snapshot at the window's start
+	// (with -api).
+	apiBefore *serverLatency
 }
 
 // measure runs body over warmup + duration, opening the measurement
@@ -59,6 +64,12 @@ func (r *run) measure(ctx context.Context, body func(ctx context.Context, end ti
 		cpu = startCPU()
 		server = startServerCPU(r.cfg.serverPID)
 		r.stats.winStart.Store(time.Now().UnixNano())
+		if r.cfg.api != "" {
+			var err error
+			if r.apiBefore, err = fetchServerLatency(ctx, r.cfg.api, r.cfg.apiToken); err != nil {
+				r.stats.errs.add("server_stats", err.Error())
+			}
+		}
 		slog.Info("measuring", "for", r.cfg.duration)
 		if !sleep(ctx, time.Until(end)) {
 			return

@@ -1104,6 +1104,56 @@ func TestStats(t *testing.T) {
 	})
 }
 
+// The long-polling answer latency counts a held connect ended by a
+// message, and nothing else.
+func TestStatsLongPollAnswer(t *testing.T) {
+	bothAPIs(t, nil, func(t *testing.T, ctx context.Context, srv *gateway.Server, c apiConn) {
+		lp := newLP(t, ctx, srv)
+		lp.subscribe(t, ctx, "/st/lp")
+		// A connect answered at once is not counted.
+		lp.mustSend(t, ctx, lp.connectMsg(0))
+		done := make(chan []msg, 1)
+		go func() {
+			msgs, _ := lp.send(ctx, lp.connectMsg(15000))
+			done <- msgs
+		}()
+		for s := srv.Engine().Session(lp.id); s == nil || !s.Held(); s = srv.Engine().Session(lp.id) {
+			if ctx.Err() != nil {
+				t.Fatal("the connect was never held")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, err := c.Publish(ctx, &gatewayv1.PublishRequest{Channel: "/st/lp", Data: mustValue(t, "x")}); err != nil {
+			t.Fatal(err)
+		}
+		if msgs := <-done; len(msgs) != 2 || msgs[0].str("channel") != "/st/lp" {
+			t.Fatalf("held connect answered with %s", dump(msgs))
+		}
+		st, err := c.Stats(ctx, &gatewayv1.StatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := st.GetLongPollAnswer()
+		if a.GetCount() != 1 || a.GetMaxMs() <= 0 || a.GetMaxMs() > 5000 || a.GetP50Ms() != a.GetMaxMs() || a.GetP99Ms() != a.GetMaxMs() {
+			t.Errorf("long_poll_answer = %v; want one answer, in (0, 5000] ms", a)
+		}
+		// Buckets are cumulative: the answer is counted from its bound on.
+		bs := a.GetBuckets()
+		if len(bs) == 0 || bs[len(bs)-1].GetUpperMs() != 1000 {
+			t.Fatalf("buckets = %v", bs)
+		}
+		for _, b := range bs {
+			want := int64(0)
+			if b.GetUpperMs() > a.GetMaxMs() {
+				want = 1
+			}
+			if b.GetCount() != want {
+				t.Errorf("bucket < %v ms counts %d; want %d (the answer took %v ms)", b.GetUpperMs(), b.GetCount(), want, a.GetMaxMs())
+			}
+		}
+	})
+}
+
 func TestOpenAPI(t *testing.T) {
 	ctx := testCtx(t)
 	srv := startGateway(t, nil)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/gateway/internal/latency"
 	gatewayv1 "github.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -49,6 +50,9 @@ type Config struct {
 	MaxRequestBytes int
 	// Conns reports open websocket connections, for Stats.
 	Conns func() int
+	// LongPollAnswers reports the long-polling delivery latency, for
+	// Stats (nil: none).
+	LongPollAnswers func() latency.Summary
 	// Logger receives request problems at debug level.
 	Logger *slog.Logger
 }
@@ -425,7 +429,21 @@ func (s *Service) Stats(ctx context.Context, _ *gatewayv1.StatsRequest) (*gatewa
 		DroppedSlow:          st.Dropped.Load(),
 		Expired:              st.Expired.Load(),
 		UptimeSeconds:        time.Since(s.started).Seconds(),
+		LongPollAnswer:       latencySummary(s.cfg.LongPollAnswers),
 	}, nil
+}
+
+func latencySummary(f func() latency.Summary) *gatewayv1.LatencySummary {
+	if f == nil {
+		return &gatewayv1.LatencySummary{}
+	}
+	l := f()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	out := &gatewayv1.LatencySummary{Count: l.Count, P50Ms: ms(l.P50), P90Ms: ms(l.P90), P99Ms: ms(l.P99), MaxMs: ms(l.Max)}
+	for _, b := range l.Buckets {
+		out.Buckets = append(out.Buckets, &gatewayv1.LatencyBucket{UpperMs: ms(b.Upper), Count: b.Count})
+	}
+	return out
 }
 
 // grpcError maps engine and Bayeux errors to gRPC statuses.

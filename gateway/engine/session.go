@@ -90,11 +90,17 @@ type Hold struct {
 	x    *Exchange
 	wake chan struct{} // 1-buffered, signalled when the hold should end; nil for push transports
 	end  holdEnd       // guarded by the session's mu
+	due  time.Time     // when queued messages ended it (Park holds only); guarded by mu
 }
 
 // Wake returns a channel that receives when the hold should end early. It
 // is nil for a hold made with ParkPush.
 func (h *Hold) Wake() <-chan struct{} { return h.wake }
+
+// Due returns when a queued message ended the hold, or the zero time if
+// it ended otherwise (timeout, session end). Valid after Unpark; only
+// holds made with Park record it.
+func (h *Hold) Due() time.Time { return h.due }
 
 // Session is one Bayeux client session. Its methods are safe for
 // concurrent use.
@@ -301,6 +307,9 @@ func (s *Session) endHoldLocked(why holdEnd) {
 	h.end = why
 	if h.wake == nil {
 		return // a push transport learns of it through Conn.Wake
+	}
+	if why == holdMessages {
+		h.due = time.Now()
 	}
 	select {
 	case h.wake <- struct{}{}:

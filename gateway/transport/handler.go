@@ -8,6 +8,7 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/gateway/internal/latency"
 	"github.com/cometgate/cometgate/gateway/internal/workers"
 	"github.com/gorilla/websocket"
 )
@@ -26,6 +27,9 @@ type Handler struct {
 	bufs     sync.Pool
 	// workers read and process frames (readable, readLoop).
 	workers *workers.Pool
+	// answered records how long after a message was queued a held long
+	// poll's response was written.
+	answered latency.Histogram
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -141,6 +145,12 @@ func (s *connSet) snapshot() []*wsConn {
 	}
 	return list
 }
+
+// LongPollAnswers summarises, since the handler started, how long after a
+// message was queued for a session whose long-polling connect was held
+// that connect's response was written: the delivery latency of
+// long-polling on the server's side.
+func (h *Handler) LongPollAnswers() latency.Summary { return h.answered.Summary() }
 
 // Len returns the number of open websocket connections.
 func (h *Handler) Len() int {

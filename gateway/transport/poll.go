@@ -141,11 +141,12 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	defer h.putBuf(buf)
 	var events [][]byte
 	held := false
+	var due time.Time // when a message ended the hold
 	if len(xs) == 1 && xs[0].IsConnect() && xs[0].Reply.Successful && xs[0].Hold > 0 {
 		held = true
 		b.End()
 		var ok bool
-		if events, ok = h.holdConnect(w, r, c, xs[0]); !ok {
+		if events, due, ok = h.holdConnect(w, r, c, xs[0]); !ok {
 			return
 		}
 	} else {
@@ -205,14 +206,18 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
+	if !due.IsZero() {
+		h.answered.Record(time.Since(due))
+	}
 	runtime.Gosched()
 }
 
 // holdConnect holds a long poll until a message is queued, the timeout
 // passes, the session ends or the client goes away; it returns the events
-// to send with the reply, or false when nothing is to be written (the
-// client left) or an error status was written (superseded).
-func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.Client, x *engine.Exchange) ([][]byte, bool) {
+// to send with the reply and, if a queued message ended the hold, when. It
+// returns false when nothing is to be written (the client left) or an
+// error status was written (superseded).
+func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.Client, x *engine.Exchange) ([][]byte, time.Time, bool) {
 	s := x.Session
 	if !h.browsers.acquire(c.Browser, s.ID()) {
 		// Another tab of this browser already holds a long poll.
@@ -222,7 +227,7 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 			a = &bayeux.Advice{Reconnect: bayeux.ReconnectNone, Interval: -1, Timeout: -1, MaxInterval: -1, MultipleClients: true}
 		}
 		x.Reply.Advice = a
-		return s.Complete(x, nil), true
+		return s.Complete(x, nil), time.Time{}, true
 	}
 	defer h.browsers.release(c.Browser, s.ID())
 	hold := s.Park(x)
@@ -238,12 +243,12 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 	if s.Unpark(hold, gone) {
 		h.cfg.Logger.Debug("held connect superseded by a newer one", "session", s.ID())
 		w.WriteHeader(h.cfg.DuplicateConnectStatus)
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	if gone {
-		return nil, false
+		return nil, time.Time{}, false
 	}
-	return s.Complete(x, nil), true
+	return s.Complete(x, nil), hold.Due(), true
 }
 
 // looksLikeJSON reports whether body starts (after blanks) like a JSON

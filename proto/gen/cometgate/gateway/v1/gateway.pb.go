@@ -872,8 +872,12 @@ type StatsResponse struct {
 	DroppedSlow   int64   `protobuf:"varint,7,opt,name=dropped_slow,json=droppedSlow,proto3" json:"dropped_slow,omitempty"`
 	Expired       int64   `protobuf:"varint,8,opt,name=expired,proto3" json:"expired,omitempty"`
 	UptimeSeconds float64 `protobuf:"fixed64,9,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Long-polling delivery latency on the server's side, since the node
+	// started: how long after a message was queued for a session whose
+	// connect was held that connect's response was written.
+	LongPollAnswer *LatencySummary `protobuf:"bytes,10,opt,name=long_poll_answer,json=longPollAnswer,proto3" json:"long_poll_answer,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -969,6 +973,154 @@ func (x *StatsResponse) GetUptimeSeconds() float64 {
 	return 0
 }
 
+func (x *StatsResponse) GetLongPollAnswer() *LatencySummary {
+	if x != nil {
+		return x.LongPollAnswer
+	}
+	return nil
+}
+
+// LatencySummary describes a distribution of durations. Quantiles are
+// exact to 1 ms (the upper bound of their 1 ms bucket); past 1 s they are
+// the maximum. The buckets are cumulative, as in a Prometheus histogram:
+// subtracting two summaries taken apart describes what happened between.
+type LatencySummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         int64                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	P50Ms         float64                `protobuf:"fixed64,2,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
+	P90Ms         float64                `protobuf:"fixed64,3,opt,name=p90_ms,json=p90Ms,proto3" json:"p90_ms,omitempty"`
+	P99Ms         float64                `protobuf:"fixed64,4,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	MaxMs         float64                `protobuf:"fixed64,5,opt,name=max_ms,json=maxMs,proto3" json:"max_ms,omitempty"`
+	Buckets       []*LatencyBucket       `protobuf:"bytes,6,rep,name=buckets,proto3" json:"buckets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LatencySummary) Reset() {
+	*x = LatencySummary{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencySummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencySummary) ProtoMessage() {}
+
+func (x *LatencySummary) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencySummary.ProtoReflect.Descriptor instead.
+func (*LatencySummary) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LatencySummary) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *LatencySummary) GetP50Ms() float64 {
+	if x != nil {
+		return x.P50Ms
+	}
+	return 0
+}
+
+func (x *LatencySummary) GetP90Ms() float64 {
+	if x != nil {
+		return x.P90Ms
+	}
+	return 0
+}
+
+func (x *LatencySummary) GetP99Ms() float64 {
+	if x != nil {
+		return x.P99Ms
+	}
+	return 0
+}
+
+func (x *LatencySummary) GetMaxMs() float64 {
+	if x != nil {
+		return x.MaxMs
+	}
+	return 0
+}
+
+func (x *LatencySummary) GetBuckets() []*LatencyBucket {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+// LatencyBucket counts the durations shorter than upper_ms.
+type LatencyBucket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UpperMs       float64                `protobuf:"fixed64,1,opt,name=upper_ms,json=upperMs,proto3" json:"upper_ms,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LatencyBucket) Reset() {
+	*x = LatencyBucket{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencyBucket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencyBucket) ProtoMessage() {}
+
+func (x *LatencyBucket) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencyBucket.ProtoReflect.Descriptor instead.
+func (*LatencyBucket) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LatencyBucket) GetUpperMs() float64 {
+	if x != nil {
+		return x.UpperMs
+	}
+	return 0
+}
+
+func (x *LatencyBucket) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 var File_cometgate_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
@@ -1030,7 +1182,7 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
 	"\x11GetSessionRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x0e\n" +
-	"\fStatsRequest\"\xbc\x02\n" +
+	"\fStatsRequest\"\x8c\x03\n" +
 	"\rStatsResponse\x12\x1a\n" +
 	"\bsessions\x18\x01 \x01(\x03R\bsessions\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\x03R\bchannels\x123\n" +
@@ -1042,7 +1194,19 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\tdelivered\x18\x06 \x01(\x03R\tdelivered\x12!\n" +
 	"\fdropped_slow\x18\a \x01(\x03R\vdroppedSlow\x12\x18\n" +
 	"\aexpired\x18\b \x01(\x03R\aexpired\x12%\n" +
-	"\x0euptime_seconds\x18\t \x01(\x01R\ruptimeSeconds2\x90\x05\n" +
+	"\x0euptime_seconds\x18\t \x01(\x01R\ruptimeSeconds\x12N\n" +
+	"\x10long_poll_answer\x18\n" +
+	" \x01(\v2$.cometgate.gateway.v1.LatencySummaryR\x0elongPollAnswer\"\xc1\x01\n" +
+	"\x0eLatencySummary\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x03R\x05count\x12\x15\n" +
+	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
+	"\x06p90_ms\x18\x03 \x01(\x01R\x05p90Ms\x12\x15\n" +
+	"\x06p99_ms\x18\x04 \x01(\x01R\x05p99Ms\x12\x15\n" +
+	"\x06max_ms\x18\x05 \x01(\x01R\x05maxMs\x12=\n" +
+	"\abuckets\x18\x06 \x03(\v2#.cometgate.gateway.v1.LatencyBucketR\abuckets\"@\n" +
+	"\rLatencyBucket\x12\x19\n" +
+	"\bupper_ms\x18\x01 \x01(\x01R\aupperMs\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count2\x90\x05\n" +
 	"\aGateway\x12V\n" +
 	"\aPublish\x12$.cometgate.gateway.v1.PublishRequest\x1a%.cometgate.gateway.v1.PublishResponse\x12V\n" +
 	"\aDeliver\x12$.cometgate.gateway.v1.DeliverRequest\x1a%.cometgate.gateway.v1.DeliverResponse\x12_\n" +
@@ -1066,7 +1230,7 @@ func file_cometgate_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_cometgate_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_cometgate_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_cometgate_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cometgate_gateway_v1_gateway_proto_goTypes = []any{
 	(*PublishRequest)(nil),        // 0: cometgate.gateway.v1.PublishRequest
 	(*PublishResponse)(nil),       // 1: cometgate.gateway.v1.PublishResponse
@@ -1083,37 +1247,41 @@ var file_cometgate_gateway_v1_gateway_proto_goTypes = []any{
 	(*GetSessionRequest)(nil),     // 12: cometgate.gateway.v1.GetSessionRequest
 	(*StatsRequest)(nil),          // 13: cometgate.gateway.v1.StatsRequest
 	(*StatsResponse)(nil),         // 14: cometgate.gateway.v1.StatsResponse
-	(*structpb.Value)(nil),        // 15: google.protobuf.Value
-	(*structpb.Struct)(nil),       // 16: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*LatencySummary)(nil),        // 15: cometgate.gateway.v1.LatencySummary
+	(*LatencyBucket)(nil),         // 16: cometgate.gateway.v1.LatencyBucket
+	(*structpb.Value)(nil),        // 17: google.protobuf.Value
+	(*structpb.Struct)(nil),       // 18: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_cometgate_gateway_v1_gateway_proto_depIdxs = []int32{
-	15, // 0: cometgate.gateway.v1.PublishRequest.data:type_name -> google.protobuf.Value
-	16, // 1: cometgate.gateway.v1.PublishRequest.ext:type_name -> google.protobuf.Struct
-	15, // 2: cometgate.gateway.v1.DeliverRequest.data:type_name -> google.protobuf.Value
-	16, // 3: cometgate.gateway.v1.DeliverRequest.ext:type_name -> google.protobuf.Struct
+	17, // 0: cometgate.gateway.v1.PublishRequest.data:type_name -> google.protobuf.Value
+	18, // 1: cometgate.gateway.v1.PublishRequest.ext:type_name -> google.protobuf.Struct
+	17, // 2: cometgate.gateway.v1.DeliverRequest.data:type_name -> google.protobuf.Value
+	18, // 3: cometgate.gateway.v1.DeliverRequest.ext:type_name -> google.protobuf.Struct
 	7,  // 4: cometgate.gateway.v1.ListChannelsResponse.channels:type_name -> cometgate.gateway.v1.Channel
-	17, // 5: cometgate.gateway.v1.Session.created:type_name -> google.protobuf.Timestamp
+	19, // 5: cometgate.gateway.v1.Session.created:type_name -> google.protobuf.Timestamp
 	10, // 6: cometgate.gateway.v1.ListSessionsResponse.sessions:type_name -> cometgate.gateway.v1.Session
-	0,  // 7: cometgate.gateway.v1.Gateway.Publish:input_type -> cometgate.gateway.v1.PublishRequest
-	2,  // 8: cometgate.gateway.v1.Gateway.Deliver:input_type -> cometgate.gateway.v1.DeliverRequest
-	4,  // 9: cometgate.gateway.v1.Gateway.Disconnect:input_type -> cometgate.gateway.v1.DisconnectRequest
-	6,  // 10: cometgate.gateway.v1.Gateway.ListChannels:input_type -> cometgate.gateway.v1.ListChannelsRequest
-	9,  // 11: cometgate.gateway.v1.Gateway.ListSessions:input_type -> cometgate.gateway.v1.ListSessionsRequest
-	12, // 12: cometgate.gateway.v1.Gateway.GetSession:input_type -> cometgate.gateway.v1.GetSessionRequest
-	13, // 13: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
-	1,  // 14: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
-	3,  // 15: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
-	5,  // 16: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
-	8,  // 17: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
-	11, // 18: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
-	10, // 19: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
-	14, // 20: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
-	14, // [14:21] is the sub-list for method output_type
-	7,  // [7:14] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	15, // 7: cometgate.gateway.v1.StatsResponse.long_poll_answer:type_name -> cometgate.gateway.v1.LatencySummary
+	16, // 8: cometgate.gateway.v1.LatencySummary.buckets:type_name -> cometgate.gateway.v1.LatencyBucket
+	0,  // 9: cometgate.gateway.v1.Gateway.Publish:input_type -> cometgate.gateway.v1.PublishRequest
+	2,  // 10: cometgate.gateway.v1.Gateway.Deliver:input_type -> cometgate.gateway.v1.DeliverRequest
+	4,  // 11: cometgate.gateway.v1.Gateway.Disconnect:input_type -> cometgate.gateway.v1.DisconnectRequest
+	6,  // 12: cometgate.gateway.v1.Gateway.ListChannels:input_type -> cometgate.gateway.v1.ListChannelsRequest
+	9,  // 13: cometgate.gateway.v1.Gateway.ListSessions:input_type -> cometgate.gateway.v1.ListSessionsRequest
+	12, // 14: cometgate.gateway.v1.Gateway.GetSession:input_type -> cometgate.gateway.v1.GetSessionRequest
+	13, // 15: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
+	1,  // 16: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
+	3,  // 17: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
+	5,  // 18: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
+	8,  // 19: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
+	11, // 20: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
+	10, // 21: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
+	14, // 22: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_cometgate_gateway_v1_gateway_proto_init() }
@@ -1127,7 +1295,7 @@ func file_cometgate_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cometgate_gateway_v1_gateway_proto_rawDesc), len(file_cometgate_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
