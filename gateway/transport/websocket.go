@@ -324,23 +324,7 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 		events = b.Session.Take(events, 0)
 	}
 	b.End()
-	out := append((*buf)[:0], make([]byte, frameHeaderRoom)...)
-	out = append(out, '[')
-	n := 0
-	if len(c.deferred) > 0 {
-		// Replies held from an earlier frame go first.
-		out = append(out, c.deferred...)
-		c.deferred = nil
-		c.ackTimer.Stop()
-		n++
-	}
-	for _, ev := range events {
-		if n > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, ev...)
-		n++
-	}
+	out, n := c.openFrame(*buf, events)
 	// A publish whose answer follows waits for it, unless events go now.
 	deferOK := len(events) == 0 && c.h.cfg.WebSocket.FlushDelay > 0
 	deferred := false
@@ -368,6 +352,30 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 		c.armAckTimer()
 	}
 	return n == 0 || c.writeLocked(out)
+}
+
+// openFrame starts a frame in buf: room for its header, then '[', the
+// publish replies held for their answers (they answer requests that came
+// before anything queued since), then events. It returns the frame so far
+// and how many messages it holds; the caller holds wmu.
+func (c *wsConn) openFrame(buf []byte, events [][]byte) ([]byte, int) {
+	out := append(buf[:0], make([]byte, frameHeaderRoom)...)
+	out = append(out, '[')
+	n := 0
+	if len(c.deferred) > 0 {
+		out = append(out, c.deferred...)
+		c.deferred = nil
+		c.ackTimer.Stop()
+		n++
+	}
+	for _, ev := range events {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, ev...)
+		n++
+	}
+	return out, n
 }
 
 // armAckTimer makes sure held publish replies go out after at most the
@@ -449,24 +457,7 @@ func (c *wsConn) flush() {
 		if len(events) == 0 && x == nil && len(c.deferred) == 0 {
 			break
 		}
-		out := append((*buf)[:0], make([]byte, frameHeaderRoom)...)
-		out = append(out, '[')
-		n := 0
-		if len(c.deferred) > 0 {
-			// Held publish replies first: they answer requests that came
-			// before their answers.
-			out = append(out, c.deferred...)
-			c.deferred = nil
-			c.ackTimer.Stop()
-			n++
-		}
-		for _, ev := range events {
-			if n > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, ev...)
-			n++
-		}
+		out, n := c.openFrame(*buf, events)
 		if x != nil {
 			if n > 0 {
 				out = append(out, ',')
