@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // poller watches idle websocket connections with one epoll instance, so
@@ -37,6 +39,13 @@ func newPoller() (*poller, error) {
 		return nil, err
 	}
 	p := &poller{epfd: fd, file: os.NewFile(uintptr(fd), "epoll"), conns: make(map[int]*wsConn)}
+	// Only a descriptor the runtime polls accepts a deadline: without
+	// that, the loop could not wait, and the caller falls back to reader
+	// goroutines.
+	if err := p.file.SetReadDeadline(time.Time{}); err != nil {
+		p.file.Close()
+		return nil, fmt.Errorf("epoll descriptor not pollable by the runtime: %w", err)
+	}
 	rc, err := p.file.SyscallConn()
 	if err != nil {
 		p.file.Close()
