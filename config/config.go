@@ -225,6 +225,9 @@ type ExtensionsConfig struct {
 	// Timesync enables the time synchronisation extension ("timesync").
 	// Default true.
 	Timesync *bool `yaml:"timesync"`
+	// Timestamp stamps every message the server sends with a top-level
+	// "timestamp" field, as CometD's TimestampExtension. Default false.
+	Timestamp *bool `yaml:"timestamp"`
 }
 
 // DemoConfig controls the built-in demo: the chat page at "/", and the

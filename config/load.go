@@ -67,6 +67,7 @@ func (c *Config) SetDefaults() {
 
 	setBool(&c.Extensions.Ack, true)
 	setBool(&c.Extensions.Timesync, true)
+	setBool(&c.Extensions.Timestamp, false)
 	setBool(&c.Demo.Enabled, true)
 	c.setBackendDefaults()
 	c.setAPIDefaults()

@@ -27,6 +27,7 @@ import (
 	"github.com/cometgate/cometgate/gateway"
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/gateway/ext"
 	"github.com/cometgate/cometgate/gateway/gatewaytest"
 	"github.com/gorilla/websocket"
 )
@@ -1955,6 +1956,52 @@ func TestTimesync(t *testing.T) {
 			p, _ := ts["p"].(float64)
 			lag = max(1, (time.Now().UnixMilli()-tc-int64(p))/2)
 		}
+	}
+}
+
+// #115: with the timestamp extension, every message the server sends
+// (replies, broadcasts, remote-call answers) has a top-level timestamp,
+// one per broadcast; without it, none has.
+func TestTimestampExtension(t *testing.T) {
+	t.Parallel()
+	stamped := func(m M) bool {
+		ts, ok := m["timestamp"].(string)
+		if !ok {
+			return false
+		}
+		_, err := time.Parse(ext.TimestampLayout, ts)
+		return err == nil
+	}
+	srv := newServer(t, longT, func(c *config.Config) { c.Extensions.Timestamp = config.Bool(true) })
+	a := newClient(t, srv)
+	hs := a.handshake(nil)
+	if !stamped(hs) {
+		t.Errorf("handshake reply %v; want a timestamp", hs)
+	}
+	a.connected()
+	b := newClient(t, srv).connected()
+	b.mustSubscribe("/ts")
+	// The client's own timestamp is accepted.
+	r, _ := a.publish("/ts", M{"x": 1}, M{"timestamp": "Wed, 16 Dec 2009 23:45:28 GMT"})
+	wantSuccess(t, r)
+	if !stamped(r) {
+		t.Errorf("publish reply %v; want a timestamp", r)
+	}
+	events := b.eventsUntil("/ts", nil)
+	if ev := events[len(events)-1]; !stamped(ev) {
+		t.Errorf("broadcast %v; want the server's timestamp", ev)
+	}
+	r, msgs := b.publish("/service/echo", M{"y": 2}, nil)
+	wantSuccess(t, r)
+	answer := b.eventsUntil("/service/echo", msgs)
+	if ev := answer[len(answer)-1]; !stamped(ev) {
+		t.Errorf("remote-call answer %v; want a timestamp", ev)
+	}
+
+	plain := newServer(t, longT, nil)
+	c := newClient(t, plain)
+	if hs := c.handshake(nil); hs["timestamp"] != nil {
+		t.Errorf("handshake reply %v without the extension; want no timestamp", hs)
 	}
 }
 

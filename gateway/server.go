@@ -77,6 +77,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if *cfg.Extensions.Timesync {
 		eopts = append(eopts, engine.WithExtension(&ext.Timesync{}))
 	}
+	if *cfg.Extensions.Timestamp {
+		eopts = append(eopts, engine.WithExtension(&ext.Timestamp{}))
+	}
 	if cfg.Auth.Backend != "" {
 		eopts = append(eopts, engine.WithPolicy(router), engine.WithExtension(router))
 	}

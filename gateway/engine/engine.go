@@ -77,7 +77,12 @@ func WithPolicy(p Policy) Option { return optionFunc(func(e *Engine) { e.policy 
 
 // WithExtension adds a server extension; extensions run in the order added.
 func WithExtension(x Extension) Option {
-	return optionFunc(func(e *Engine) { e.extensions = append(e.extensions, x) })
+	return optionFunc(func(e *Engine) {
+		e.extensions = append(e.extensions, x)
+		if s, ok := x.(Sender); ok {
+			e.senders = append(e.senders, s)
+		}
+	})
 }
 
 // Engine is a Bayeux server without transports. Create it with New, then
@@ -99,6 +104,7 @@ type Engine struct {
 	added       []func(*Session)
 	removed     []func(*Session, CloseReason)
 	subs        []SubscriptionListener
+	senders     []Sender // the extensions that are also Senders
 
 	closing   atomic.Bool
 	done      chan struct{}

@@ -20,6 +20,14 @@ type Extension interface {
 	Outgoing(x *Exchange)
 }
 
+// Sender is implemented by an Extension that also sees the messages the
+// server sends on its own: broadcasts and Session.Deliver. Send is called
+// once per message, before it is encoded, and what it changes every
+// recipient gets (a broadcast is encoded once for all its subscribers).
+type Sender interface {
+	Send(m *bayeux.Message)
+}
+
 // Exchange is one request message and its reply.
 type Exchange struct {
 	Request  *bayeux.Message
@@ -42,6 +50,13 @@ func (x *Exchange) IsConnect() bool { return x.Request.Channel == bayeux.MetaCon
 
 // IsHandshake reports whether x is a /meta/handshake exchange.
 func (x *Exchange) IsHandshake() bool { return x.Request.Channel == bayeux.MetaHandshake }
+
+// send runs the Senders on a server message about to be encoded.
+func (e *Engine) send(m *bayeux.Message) {
+	for _, s := range e.senders {
+		s.Send(m)
+	}
+}
 
 func (e *Engine) outgoing(x *Exchange) {
 	for _, ext := range e.extensions {

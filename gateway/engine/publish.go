@@ -184,6 +184,7 @@ var sessionSlices = sync.Pool{New: func() any { s := make([]*Session, 0, 64); re
 // clientId) and queues the same bytes for every matching subscriber.
 func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage) int {
 	out := bayeux.Message{Channel: name, Data: data, Ext: ext}
+	e.send(&out)
 	b := bayeux.AppendMessage(make([]byte, 0, 32+len(name)+len(data)+len(ext)), &out)
 	return e.Fanout(name, b, from)
 }

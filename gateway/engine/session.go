@@ -243,15 +243,18 @@ func (s *Session) Get(key string) any {
 // Disconnect ends the session from the server side: a held connect is
 // answered with a /meta/disconnect message and reconnect advice "none".
 func (s *Session) Disconnect() {
-	disc := bayeux.AppendMessage(nil, &bayeux.Message{Channel: bayeux.MetaDisconnect, Reply: true, Successful: true})
-	s.e.removeSession(s, CloseServer, disc)
+	m := &bayeux.Message{Channel: bayeux.MetaDisconnect, Reply: true, Successful: true}
+	s.e.send(m)
+	s.e.removeSession(s, CloseServer, bayeux.AppendMessage(nil, m))
 }
 
 // Deliver queues m for this session alone (narrowcast), whatever its
-// subscriptions; m is encoded at once and may be reused after return.
+// subscriptions; the engine's Senders see m first, then it is encoded at
+// once and may be reused after return.
 // The reply to a remote call is a Deliver on the request's channel with
 // the request's id.
 func (s *Session) Deliver(m *bayeux.Message) {
+	s.e.send(m)
 	s.enqueue(bayeux.AppendMessage(nil, m), true)
 }
 
