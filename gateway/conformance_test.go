@@ -1828,6 +1828,52 @@ func TestWebSocketMessagesPerFrame(t *testing.T) {
 	}
 }
 
+// #108: an immediate connect reply respects messagesPerFrame too. With the
+// ack extension, events travel only with connects: each connect answered
+// at once (advice.timeout 0) carries at most one event next to its reply
+// when frames hold two messages, and the events all arrive, in order.
+func TestWebSocketMessagesPerFrameImmediateConnect(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, longT, func(c *config.Config) { c.Transports.WebSocket.MessagesPerFrame = 2 })
+	b := dial(t, srv)
+	r, _, err := b.Handshake(prompt, M{"ext": M{"ack": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSuccess(t, r)
+	r, _ = wsCall(t, b, "/meta/subscribe", M{"subscription": "/t"})
+	wantSuccess(t, r)
+	a := newClient(t, srv).connected()
+	var batch []M
+	for i := range 3 {
+		batch = append(batch, a.NewMessage("/t", M{"data": i}))
+	}
+	if _, _, err := a.Send(a.ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	var got []any
+	ack := int64(0) // the last batch received
+	for try := 0; len(got) < 3; try++ {
+		if try == 6 {
+			t.Fatalf("after 6 connects, events %v; want 3", got)
+		}
+		r, frames := wsCall(t, b, "/meta/connect", M{"connectionType": "websocket", "advice": M{"timeout": 0}, "ext": M{"ack": ack}})
+		wantSuccess(t, r)
+		ack = extAck(t, r)
+		for _, f := range frames {
+			if len(f) > 2 {
+				t.Errorf("frame of %d messages %v; want at most 2", len(f), f)
+			}
+			for _, ev := range gatewaytest.Events(f) {
+				got = append(got, ev["data"])
+			}
+		}
+	}
+	if fmt.Sprint(got) != "[0 1 2]" {
+		t.Errorf("events %v; want 0 1 2 in order", got)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // I. Extensions
 

@@ -169,7 +169,7 @@ func (c *client) send(raw string) *bayeux.Message {
 	b := c.n.e.Process(context.Background(), c.c, msgs)
 	x := b.Exchanges[0]
 	if x.IsConnect() && x.Reply.Successful {
-		x.Session.Complete(x, nil)
+		x.Session.Complete(x, nil, 0)
 	}
 	b.End()
 	return x.Reply

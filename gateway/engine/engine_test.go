@@ -38,7 +38,7 @@ func send(t testing.TB, e *engine.Engine, c *engine.Client, raw string) ([]*baye
 	var replies []*bayeux.Message
 	for _, x := range b.Exchanges {
 		if x.IsConnect() && x.Reply.Successful {
-			x.Session.Complete(x, nil)
+			x.Session.Complete(x, nil, 0)
 		}
 		replies = append(replies, x.Reply)
 	}
@@ -280,7 +280,7 @@ func TestAckRedeliversLostBatch(t *testing.T) {
 		b.End()
 		x := b.Exchanges[0]
 		var out []string
-		for _, ev := range x.Session.Complete(x, nil) {
+		for _, ev := range x.Session.Complete(x, nil, 0) {
 			out = append(out, string(ev))
 		}
 		return x.Reply, out

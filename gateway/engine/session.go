@@ -425,23 +425,39 @@ func (s *Session) Unpark(h *Hold, gone bool) (superseded bool) {
 }
 
 // Complete finishes a connect exchange that was answered now or whose hold
-// ended: it appends all the queued events to dst and returns dst; the reply
-// is then final and carries the ack batch id, the advice the end calls for,
-// and extension fields. Call it right before writing the response.
-func (s *Session) Complete(x *Exchange, dst [][]byte) [][]byte {
+// ended: it appends the queued events (at most max of them; 0 means all,
+// and a negative max none) to dst and returns dst; the reply is then final and carries the ack batch
+// id, the advice the end calls for, and extension fields. Call it right
+// before writing the response.
+func (s *Session) Complete(x *Exchange, dst [][]byte, max int) [][]byte {
 	s.mu.Lock()
 	if h := s.held; h != nil && h.x == x {
 		s.held = nil
 	}
-	dst = s.completeLocked(x, dst, 0)
+	dst = s.completeLocked(x, dst, max, 0)
 	s.mu.Unlock()
 	s.e.outgoing(x)
 	return dst
 }
 
-func (s *Session) completeLocked(x *Exchange, dst [][]byte, maxBytes int) [][]byte {
+// RoomForReply is how many events a connect reply may carry in a frame of
+// at most max messages (max <= 0: no limit), as Complete counts them: the
+// reply takes one place.
+func RoomForReply(max int) int {
+	switch {
+	case max <= 0:
+		return 0 // all
+	case max == 1:
+		return -1 // none
+	}
+	return max - 1
+}
+
+func (s *Session) completeLocked(x *Exchange, dst [][]byte, max, maxBytes int) [][]byte {
 	n := len(dst)
-	dst = s.queue.Take(dst, 0, maxBytes)
+	if max >= 0 {
+		dst = s.queue.Take(dst, max, maxBytes)
+	}
 	if s.ack != nil {
 		s.ack.sent(x.Reply, dst[n:])
 	}
@@ -475,7 +491,7 @@ func (s *Session) Pull(dst [][]byte, max, maxBytes int) ([][]byte, *Exchange) {
 	}
 	if h != nil && h.end != holdActive {
 		s.held = nil
-		dst = s.completeLocked(h.x, dst, maxBytes)
+		dst = s.completeLocked(h.x, dst, RoomForReply(max), maxBytes)
 		s.mu.Unlock()
 		s.e.outgoing(h.x)
 		return dst, h.x

@@ -152,7 +152,7 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	} else {
 		for _, x := range xs {
 			if x.IsConnect() && x.Reply.Successful {
-				events = x.Session.Complete(x, events)
+				events = x.Session.Complete(x, events, 0)
 			}
 		}
 		if b.Session != nil {
@@ -227,7 +227,7 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 			a = &bayeux.Advice{Reconnect: bayeux.ReconnectNone, Interval: -1, Timeout: -1, MaxInterval: -1, MultipleClients: true}
 		}
 		x.Reply.Advice = a
-		return s.Complete(x, nil), time.Time{}, true
+		return s.Complete(x, nil, 0), time.Time{}, true
 	}
 	defer h.browsers.release(c.Browser, s.ID())
 	hold := s.Park(x)
@@ -248,7 +248,7 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 	if gone {
 		return nil, time.Time{}, false
 	}
-	return s.Complete(x, nil), hold.Due(), true
+	return s.Complete(x, nil, 0), hold.Due(), true
 }
 
 // looksLikeJSON reports whether body starts (after blanks) like a JSON

@@ -312,10 +312,13 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	defer b.End() // also on a panic: the session must not stay in batch mode
+	// An immediate connect reply carries queued events, leaving room for
+	// itself under a per-frame limit; the flush sends the rest.
+	room := engine.RoomForReply(c.h.cfg.WebSocket.MessagesPerFrame)
 	var events [][]byte
 	for _, x := range b.Exchanges {
 		if x.IsConnect() && x.Reply.Successful && x != held {
-			events = x.Session.Complete(x, events)
+			events = x.Session.Complete(x, events, room)
 		}
 	}
 	if b.Session != nil && c.h.cfg.WebSocket.MessagesPerFrame == 0 {
