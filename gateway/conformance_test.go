@@ -753,6 +753,20 @@ func TestConnectClientAdvice(t *testing.T) {
 	}
 }
 
+// A client's advice may shorten the hold, never lengthen it: a connect
+// asking for a minute is held for the server's timeout (CometD would hold
+// it for the minute, pinning the request and the session).
+func TestConnectClientAdviceLongerThanServer(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, shortT, nil)
+	c := newClient(t, srv).connected()
+	res := await(t, c.asyncConnect(M{"advice": M{"timeout": 60000}}), shortT+prompt)
+	wantSuccess(t, res.reply(t, "/meta/connect"))
+	if res.elapsed < shortT*9/10 {
+		t.Errorf("answered after %v; want about the server's %v", res.elapsed, shortT)
+	}
+}
+
 // #33 #34 #35 #36: connects that name no session this browser owns get
 // 402::session_unknown with advice to handshake.
 func TestConnectUnknownSession(t *testing.T) {

@@ -232,7 +232,10 @@ func (e *Engine) connect(x *Exchange) {
 	s.transport = c.Transport
 	s.deliverOnly = e.cfg.MetaConnectDeliverOnly || s.ack != nil || c.DeliverOnly
 	if a := m.Advice; a != nil {
-		if a.Timeout >= 0 {
+		// A client may ask for a shorter hold (timeout 0: answer now),
+		// never a longer one: a hold pins a request and keeps the session
+		// from expiring.
+		if a.Timeout >= 0 && a.Timeout < hold.Milliseconds() {
 			hold = time.Duration(a.Timeout) * time.Millisecond
 		}
 		if a.Interval >= 0 {
