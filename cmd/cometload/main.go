@@ -120,7 +120,7 @@ func realMain() int {
 		rep.Requested = cfg.clients
 		scenario = runIdle
 	case "rpc":
-		rep.Requested, rep.Concurrency = cfg.concurrency, cfg.concurrency
+		rep.Requested, rep.Concurrency, rep.Rate = cfg.concurrency, cfg.concurrency, cfg.callRate
 		scenario = runRPC
 	}
 	if cfg.cpuProfile != "" {
@@ -183,6 +183,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&cfg.concurrency, "concurrency", 50, "rpc: sessions, each with one call in flight")
 	fs.IntVar(&cfg.size, "size", 100, "bytes of data per message")
 	fs.Float64Var(&cfg.rate, "rate", 100, "fanout: messages/s published; rooms: messages/s per client")
+	fs.Float64Var(&cfg.callRate, "call-rate", 0, "rpc: calls/s over all sessions, each on its own schedule (0: a closed loop, each session calls again as soon as it is answered)")
 	fs.IntVar(&cfg.maxBatch, "max-batch", 100, "fanout: most publishes in one frame or request")
 	fs.IntVar(&cfg.serverPID, "server-pid", 0, "server process whose CPU use (all scenarios) and VmRSS (idle) to read")
 	fs.IntVar(&cfg.setup.concurrency, "setup-concurrency", 200, "sessions being opened at once")
@@ -220,6 +221,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if (cfg.scenario == "fanout" || cfg.scenario == "rooms") && cfg.rate <= 0 {
 		return nil, errors.New("-rate must be > 0")
+	}
+	if cfg.callRate < 0 {
+		return nil, errors.New("-call-rate must be >= 0")
 	}
 	if cfg.subscribers < 0 || cfg.clients < 0 || cfg.concurrency < 1 || cfg.roomSize < 1 || cfg.maxBatch < 1 {
 		return nil, errors.New("-subscribers and -clients must be >= 0; -concurrency, -room-size and -max-batch >= 1")

@@ -26,6 +26,7 @@ type config struct {
 	concurrency          int
 	size                 int
 	rate                 float64
+	callRate             float64 // rpc: calls/s over all callers; 0 is a closed loop
 	maxBatch             int
 	serverPID            int
 

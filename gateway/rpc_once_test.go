@@ -1,0 +1,107 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestRemoteCallAnswerOnce makes many concurrent remote calls over
+// websocket, to a fast backend (answers usually share the ack's frame) and
+// to one slower than the flush delay (acks go alone first), and checks
+// each call gets exactly one acknowledgement and exactly one answer.
+func TestRemoteCallAnswerOnce(t *testing.T) {
+	for _, delay := range []time.Duration{0, 2 * time.Millisecond} {
+		t.Run(fmt.Sprint("backend delay ", delay), func(t *testing.T) {
+			t.Parallel()
+			srv := startRPCGateway(t, startEchoBackend(t, delay), 0)
+			url := "ws://" + srv.Addr().String() + "/cometd"
+			const callers, calls = 10, 100
+			var wg sync.WaitGroup
+			for range callers {
+				c, err := dialCaller(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.ws.Close()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := c.callAll(calls); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// callAll makes n calls, with several in flight, and reads until every one
+// is acknowledged and answered, then a little longer: any message seen
+// twice is an error.
+func (c *wsCaller) callAll(n int) error {
+	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	const inFlight = 4
+	acks, answers := map[string]int{}, map[string]int{}
+	sent := 0
+	send := func() error {
+		sent++
+		id := strconv.Itoa(sent)
+		return c.ws.WriteMessage(websocket.TextMessage, []byte(`[{"id":"`+id+`","channel":"/service/rpc","clientId":"`+c.id+`","data":{"n":`+id+`}}]`))
+	}
+	for range inFlight {
+		if err := send(); err != nil {
+			return err
+		}
+	}
+	for len(answers) < n || len(acks) < n {
+		_, raw, err := c.ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("after %d answers and %d acks: %w", len(answers), len(acks), err)
+		}
+		var msgs []struct {
+			Channel string
+			ID      string
+			Data    json.RawMessage
+		}
+		if err := json.Unmarshal(raw, &msgs); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Channel != "/service/rpc" {
+				continue
+			}
+			if m.Data == nil {
+				acks[m.ID]++
+				if acks[m.ID] > 1 {
+					return fmt.Errorf("call %s acknowledged %d times", m.ID, acks[m.ID])
+				}
+				continue
+			}
+			answers[m.ID]++
+			if answers[m.ID] > 1 {
+				return fmt.Errorf("call %s answered %d times (frame %s)", m.ID, answers[m.ID], raw)
+			}
+			if want := `{"n":` + m.ID + `}`; string(m.Data) != want {
+				return fmt.Errorf("call %s answered %s; want %s", m.ID, m.Data, want)
+			}
+			if sent < n {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	// Nothing more may come (the held connect stays held).
+	c.ws.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, raw, err := c.ws.ReadMessage(); err == nil {
+		return fmt.Errorf("unexpected frame after all answers: %s", raw)
+	}
+	return nil
+}
