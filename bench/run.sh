@@ -5,11 +5,13 @@
 #   bench/run.sh            # the gateway suite (about five minutes)
 #   bench/run.sh faye       # the fanout scenarios against Faye 1.4, same pinning
 #   bench/run.sh all        # both, into one results file and one table
+#   bench/run.sh rpc        # only the remote-call runs (direct gRPC and through the gateway)
 #
 # Environment:
 #   BENCH_RESULTS  JSON-lines results file
 #                  (default /tmp/cometgate-bench/<UTC date>-<target>.jsonl)
 #   RUNS           runs per cheap configuration, summarised by medians (3)
+#   RPC_RATES      calls/s of the paced remote-call runs ("5000 10000")
 #   FANOUT_RATES   messages/s for the 1,000-subscriber fanout ("100 300 600 1000")
 #   IDLE_CLIENTS   idle sessions (20000, capped by the open-file hard limit)
 #   PORT_BASE      first loopback port used (18180)
@@ -21,9 +23,9 @@ set -euo pipefail
 
 target=${1:-gateway}
 case $target in
-gateway | faye | all) ;;
+gateway | faye | all | rpc) ;;
 *)
-	echo "usage: $0 [gateway|faye|all]" >&2
+	echo "usage: $0 [gateway|faye|all|rpc]" >&2
 	exit 2
 	;;
 esac
@@ -33,6 +35,7 @@ repo=$(pwd)
 
 RUNS=${RUNS:-3}
 FANOUT_RATES=${FANOUT_RATES:-"100 300 600 1000"}
+RPC_RATES=${RPC_RATES:-"5000 10000"}
 IDLE_CLIENTS=${IDLE_CLIENTS:-20000}
 PORT_BASE=${PORT_BASE:-18180}
 stamp=$(date -u +%Y%m%d-%H%M%S)
@@ -261,6 +264,17 @@ YAML
 	url=$gw_url server_pid=$gw_pid
 	repeat "$RUNS" "gw rpc ws->grpc c50" 60 \
 		-scenario rpc -concurrency 50 -duration 5s -warmup 1s
+	# Below saturation: the same calls on a schedule (-call-rate), so the
+	# latency difference is what the gateway adds to one call.
+	local rate
+	for rate in $RPC_RATES; do
+		url=grpc://127.0.0.1:$backend_port server_pid=$backend_pid
+		repeat "$RUNS" "direct grpc c50 @$rate/s" 60 \
+			-scenario rpc -transport grpc -concurrency 50 -call-rate "$rate" -duration 5s -warmup 1s
+		url=$gw_url server_pid=$gw_pid
+		repeat "$RUNS" "gw rpc ws->grpc c50 @$rate/s" 60 \
+			-scenario rpc -concurrency 50 -call-rate "$rate" -duration 5s -warmup 1s
+	done
 	stop_backend
 }
 
@@ -277,6 +291,10 @@ start=$(date +%s)
 case $target in
 gateway) gateway_suite ;;
 faye) faye_suite ;;
+rpc)
+	rpc_backend_suite
+	stop_server
+	;;
 all)
 	gateway_suite
 	faye_suite

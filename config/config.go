@@ -154,11 +154,17 @@ type WebSocketConfig struct {
 	// FlushDelay is how long queued messages wait for others before a
 	// frame is written: that much added latency buys fewer, larger frames
 	// under load (1,000 subscribers at 1,000 msg/s: p99 31 ms with 500µs,
-	// 62-93 ms without). It is also the longest a remote call's publish
-	// reply waits for the call's answer, so that both share a frame.
-	// Answers to one session alone are written at once. Default 500µs; a
-	// negative value writes at once.
+	// 62-93 ms without). Answers to one session alone are written at once.
+	// Default 500µs; a negative value writes at once.
 	FlushDelay Duration `yaml:"flushDelay"`
+	// AnswerWait is the longest a remote call's publish reply waits for
+	// the call's answer, so that both go in one frame (one write instead
+	// of two); an answer that comes later follows on its own. The wait
+	// delays only the acknowledgement, never the answer, and clients
+	// match the answer by its id. Keep it well below the clients' own
+	// reply timeout (CometD's maxNetworkDelay, 10s). Default 100ms; a
+	// negative value sends the reply at once.
+	AnswerWait Duration `yaml:"answerWait"`
 	// MaxFrameBytes bounds the size of one outgoing frame built from queued
 	// messages (a single larger message is still sent alone).
 	// Default 64 KiB.

@@ -56,6 +56,7 @@ func (c *Config) SetDefaults() {
 	setInt(&ws.MaxFrameBytes, 64<<10)
 	setBool(&ws.Poller, true)
 	setDur(&ws.FlushDelay, 500*time.Microsecond)
+	setDur(&ws.AnswerWait, 100*time.Millisecond)
 	cp := &c.Transports.CallbackPolling
 	setStr(&cp.CallbackParameter, "jsonp")
 	setInt(&cp.MaxCallbackLength, 64)
@@ -234,6 +235,9 @@ func (c *Config) Validate() error {
 	}
 	if ws.FlushDelay > Duration(100*time.Millisecond) {
 		bad("transports.websocket.flushDelay", ws.FlushDelay, "must be at most 100ms (negative: write at once)")
+	}
+	if ws.AnswerWait > Duration(5*time.Second) {
+		bad("transports.websocket.answerWait", ws.AnswerWait, "must be at most 5s, below the clients' reply timeout (negative: reply at once)")
 	}
 	if ws.MessagesPerFrame < 0 {
 		bad("transports.websocket.messagesPerFrame", ws.MessagesPerFrame, "must be >= 0")

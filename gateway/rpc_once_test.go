@@ -1,13 +1,18 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway"
 	"github.com/gorilla/websocket"
 )
 
@@ -104,4 +109,41 @@ func (c *wsCaller) callAll(n int) error {
 		return fmt.Errorf("unexpected frame after all answers: %s", raw)
 	}
 	return nil
+}
+
+// TestCallRouteOnDemoChannel: with the demo on, a call route that matches
+// one of its service channels is refused, since both would answer.
+func TestCallRouteOnDemoChannel(t *testing.T) {
+	for _, tt := range []struct {
+		name, channel string
+		demo, wantErr bool
+	}{
+		{name: "exact", channel: "/service/echo", demo: true, wantErr: true},
+		{name: "wildcard", channel: "/service/**", demo: true, wantErr: true},
+		{name: "other channel", channel: "/service/rooms/**", demo: true},
+		{name: "demo off", channel: "/service/**"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Listen = "127.0.0.1:0"
+			cfg.Demo.Enabled = config.Bool(tt.demo)
+			cfg.API.Listen = "off"
+			cfg.Backends = map[string]config.BackendConfig{"b": {Target: "127.0.0.1:1"}}
+			cfg.Routes = []config.RouteConfig{{Channel: tt.channel, Backend: "b"}}
+			cfg.SetDefaults()
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+			if err == nil {
+				srv.Shutdown(context.Background())
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("New with route %s, demo %v: err = %v; want error %v", tt.channel, tt.demo, err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.channel) {
+				t.Errorf("error %q does not name the route %s", err, tt.channel)
+			}
+		})
+	}
 }

@@ -117,6 +117,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			ReadBufferSize: ws.ReadBufferSize, WriteBufferSize: ws.WriteBufferSize,
 			PingInterval: ws.PingInterval.D(), IdleTimeout: ws.IdleTimeout.D(), WriteTimeout: ws.WriteTimeout.D(),
 			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes, FlushDelay: max(ws.FlushDelay.D(), 0),
+			AnswerWait:  max(ws.AnswerWait.D(), 0),
 			Subprotocol: ws.Subprotocol, Compression: ws.Compression, Poller: *ws.Poller,
 		},
 		KeepHeaders: keptHeaders(cfg),
@@ -127,6 +128,13 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.mux.Handle(cfg.Path+"/", s.transport)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	if *cfg.Demo.Enabled {
+		// A call route on a demo channel would answer each call twice.
+		for _, ch := range demo.Channels() {
+			if p := router.CallRoute(ch); p != "" {
+				router.Close(context.Background())
+				return nil, fmt.Errorf("routes: %s: also matches %s, which the demo chat serves; set demo.enabled: false or route other channels", p, ch)
+			}
+		}
 		chat, err := demo.Register(s.engine)
 		if err != nil {
 			router.Close(context.Background())

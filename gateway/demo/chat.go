@@ -37,13 +37,19 @@ type Chat struct {
 // maxName bounds a member name.
 const maxName = 64
 
+// Channels returns the service channels the demo answers.
+func Channels() []string {
+	return []string{"/service/members", "/service/privatechat", "/service/echo"}
+}
+
 // Register installs the chat and echo services on e.
 func Register(e *engine.Engine) (*Chat, error) {
 	c := &Chat{e: e, rooms: make(map[string]map[string]map[*engine.Session]struct{})}
+	chans := Channels()
 	for ch, fn := range map[string]engine.PublishHandler{
-		"/service/members":     c.join,
-		"/service/privatechat": c.private,
-		"/service/echo":        echo,
+		chans[0]: c.join,
+		chans[1]: c.private,
+		chans[2]: echo,
 	} {
 		if err := e.HandlePublish(ch, fn); err != nil {
 			return nil, err

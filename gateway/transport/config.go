@@ -76,6 +76,10 @@ type WebSocketConfig struct {
 	// frame is written, trading that much latency for fewer, larger frames
 	// (fewer system calls on both sides) under load. 0 writes at once.
 	FlushDelay time.Duration
+	// AnswerWait is the longest a remote call's publish reply waits for
+	// the call's answer (see engine.Exchange.AnswerFollows), so that both
+	// share a frame. 0 replies at once.
+	AnswerWait time.Duration
 	// Poller watches idle connections with epoll (Linux) instead of a
 	// reader goroutine each; server pings are then not sent (the Bayeux
 	// connect cycle is the heartbeat, and dead peers end with their

@@ -29,7 +29,7 @@
 // when the message is for its session alone (a remote call's answer).
 // Workers drain the queue into as few frames as MessagesPerFrame and
 // MaxFrameBytes allow. A publish whose answer follows (a remote call) has
-// its reply held until the answer comes or FlushDelay passes, so that both
+// its reply held until the answer comes or AnswerWait passes, so that both
 // share one frame. Data frames are built in place in pooled buffers and
 // written with one system call. An idle connection owns no goroutine, no
 // timer (when polled) and no write buffer.

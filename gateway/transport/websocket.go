@@ -329,7 +329,10 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	b.End()
 	out, n := c.openFrame(*buf, events)
 	// A publish whose answer follows waits for it, unless events go now.
-	deferOK := len(events) == 0 && c.h.cfg.WebSocket.FlushDelay > 0
+	deferOK := len(events) == 0 && c.h.cfg.WebSocket.AnswerWait > 0
+	// The timer runs from the oldest held reply: later calls do not
+	// extend it.
+	arm := len(c.deferred) == 0
 	deferred := false
 	for _, x := range b.Exchanges {
 		if x == held {
@@ -351,7 +354,7 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	}
 	out = append(out, ']')
 	*buf = out
-	if deferred {
+	if deferred && arm {
 		c.armAckTimer()
 	}
 	return n == 0 || c.writeLocked(out)
@@ -381,10 +384,10 @@ func (c *wsConn) openFrame(buf []byte, events [][]byte) ([]byte, int) {
 	return out, n
 }
 
-// armAckTimer makes sure held publish replies go out after at most the
-// flush delay, answer or not; the caller holds wmu.
+// armAckTimer makes sure held publish replies go out after at most
+// AnswerWait, answer or not; the caller holds wmu.
 func (c *wsConn) armAckTimer() {
-	d := c.h.cfg.WebSocket.FlushDelay
+	d := c.h.cfg.WebSocket.AnswerWait
 	if c.ackTimer == nil {
 		c.ackTimer = time.AfterFunc(d, func() { c.Wake(true) })
 		return
