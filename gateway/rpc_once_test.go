@@ -17,16 +17,20 @@ import (
 )
 
 // TestRemoteCallAnswerOnce makes many concurrent remote calls over
-// websocket, to a fast backend (answers usually share the ack's frame) and
-// to one slower than the flush delay (acks go alone first), and checks
-// each call gets exactly one acknowledgement and exactly one answer.
+// websocket, to fast backends (answers share the ack's frame) and to one
+// slower than answerWait (100ms: acks go alone first), and checks each
+// call gets exactly one acknowledgement and exactly one answer.
 func TestRemoteCallAnswerOnce(t *testing.T) {
-	for _, delay := range []time.Duration{0, 2 * time.Millisecond} {
-		t.Run(fmt.Sprint("backend delay ", delay), func(t *testing.T) {
+	for _, tt := range []struct {
+		delay time.Duration
+		calls int
+	}{{0, 100}, {2 * time.Millisecond, 100}, {150 * time.Millisecond, 12}} {
+		t.Run(fmt.Sprint("backend delay ", tt.delay), func(t *testing.T) {
 			t.Parallel()
-			srv := startRPCGateway(t, startEchoBackend(t, delay), 0)
+			srv := startRPCGateway(t, startEchoBackend(t, tt.delay), 0)
 			url := "ws://" + srv.Addr().String() + "/cometd"
-			const callers, calls = 10, 100
+			const callers = 10
+			calls := tt.calls
 			var wg sync.WaitGroup
 			for range callers {
 				c, err := dialCaller(url)

@@ -37,19 +37,25 @@ type Chat struct {
 // maxName bounds a member name.
 const maxName = 64
 
+// The service channels the demo answers.
+const (
+	joinChannel    = "/service/members"
+	privateChannel = "/service/privatechat"
+	echoChannel    = "/service/echo"
+)
+
 // Channels returns the service channels the demo answers.
 func Channels() []string {
-	return []string{"/service/members", "/service/privatechat", "/service/echo"}
+	return []string{joinChannel, privateChannel, echoChannel}
 }
 
 // Register installs the chat and echo services on e.
 func Register(e *engine.Engine) (*Chat, error) {
 	c := &Chat{e: e, rooms: make(map[string]map[string]map[*engine.Session]struct{})}
-	chans := Channels()
 	for ch, fn := range map[string]engine.PublishHandler{
-		chans[0]: c.join,
-		chans[1]: c.private,
-		chans[2]: echo,
+		joinChannel:    c.join,
+		privateChannel: c.private,
+		echoChannel:    echo,
 	} {
 		if err := e.HandlePublish(ch, fn); err != nil {
 			return nil, err
