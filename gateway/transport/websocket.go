@@ -329,10 +329,8 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	b.End()
 	out, n := c.openFrame(*buf, events)
 	// A publish whose answer follows waits for it, unless events go now.
+	// (openFrame has taken any replies held before: they go now.)
 	deferOK := len(events) == 0 && c.h.cfg.WebSocket.AnswerWait > 0
-	// The timer runs from the oldest held reply: later calls do not
-	// extend it.
-	arm := len(c.deferred) == 0
 	deferred := false
 	for _, x := range b.Exchanges {
 		if x == held {
@@ -354,7 +352,7 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	}
 	out = append(out, ']')
 	*buf = out
-	if deferred && arm {
+	if deferred {
 		c.armAckTimer()
 	}
 	return n == 0 || c.writeLocked(out)
