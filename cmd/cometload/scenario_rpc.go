@@ -12,15 +12,11 @@ import (
 // service channel (-channel, default /service/echo). The latency is the
 // round trip from the publish to the answer with the same id.
 //
-// With -call-rate R, each session calls on its own schedule, R/K times a
-// second (the sessions' schedules staggered), and a call's latency runs
-// from its scheduled time when the call before it made it late, not from
-// when it was sent: that wait counts, so a server that falls behind shows
-// it (no coordinated omission). A call on time is timed from when it is
-// sent, so that the tool's own timer slack is not counted. Below saturation, the
-// difference between two servers' latencies at the same R is what one adds
-// to a call; a closed loop (R = 0) measures throughput instead, and its
-// latency is K divided by it.
+// With -call-rate R, each session calls on its own schedule (see
+// schedule), R/K times a second. Below saturation, the difference between
+// two servers' latencies at the same R is what one adds to a call; a
+// closed loop (R = 0) measures throughput instead, and its latency is K
+// divided by it.
 func runRPC(ctx context.Context, r *run) error {
 	cfg, st := r.cfg, r.stats
 	channel := cfg.channel
@@ -52,20 +48,10 @@ func runRPC(ctx context.Context, r *run) error {
 			go func() {
 				defer wg.Done()
 				var data []byte
-				var period time.Duration
-				next := time.Now()
-				if cfg.callRate > 0 {
-					period = time.Duration(float64(k) / cfg.callRate * float64(time.Second))
-					next = next.Add(period * time.Duration(i) / time.Duration(k))
-				}
+				sched := newSchedule(time.Now(), cfg.callRate, k, i)
 				for n := 0; time.Now().Before(end) && ctx.Err() == nil; n++ {
-					late := false
-					if period > 0 {
-						if d := time.Until(next); d > 0 {
-							sleep(ctx, d)
-						} else {
-							late = true
-						}
+					if d := sched.wait(time.Now()); d > 0 {
+						sleep(ctx, d)
 					}
 					data = append(data[:0], `{"_r":`...)
 					data = strconv.AppendInt(data, int64(n), 10)
@@ -75,11 +61,7 @@ func runRPC(ctx context.Context, r *run) error {
 					}
 					data = append(data, `"}`...)
 					cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-					t0 := time.Now()
-					if late {
-						t0 = next
-					}
-					next = next.Add(period)
+					t0 := sched.start(time.Now())
 					sent.Add(1)
 					err := c.Call(cctx, channel, data)
 					cancel()
@@ -106,4 +88,46 @@ func runRPC(ctx context.Context, r *run) error {
 	r.report.Expected = r.report.Sent
 	r.report.Lost = r.report.Sent - r.report.Delivered
 	return nil
+}
+
+// schedule paces one of k callers sharing rate calls/s: caller i calls
+// every k/rate seconds, offset by i/k of that period so the callers are
+// staggered. A call that is late because the one before it was slow is
+// timed from when it was due, not from when it was sent: that wait counts,
+// so a server that falls behind shows it (no coordinated omission). A call
+// on time is timed from when it is sent, so the tool's own timer slack is
+// not counted. A zero schedule (rate 0) never waits.
+type schedule struct {
+	period time.Duration
+	next   time.Time // when the next call is due
+	late   bool      // the next call is already overdue
+}
+
+func newSchedule(now time.Time, rate float64, k, i int) schedule {
+	if rate <= 0 {
+		return schedule{}
+	}
+	p := time.Duration(float64(k) / rate * float64(time.Second))
+	return schedule{period: p, next: now.Add(p * time.Duration(i) / time.Duration(k))}
+}
+
+// wait returns how long to sleep before the next call.
+func (s *schedule) wait(now time.Time) time.Duration {
+	if s.period == 0 {
+		return 0
+	}
+	d := s.next.Sub(now)
+	s.late = d <= 0
+	return max(d, 0)
+}
+
+// start records that the next call is sent at now and returns the time its
+// latency runs from.
+func (s *schedule) start(now time.Time) time.Time {
+	t0 := now
+	if s.late {
+		t0 = s.next
+	}
+	s.next = s.next.Add(s.period)
+	return t0
 }

@@ -179,8 +179,6 @@ func (r *Router) Close(ctx context.Context) error {
 	return err
 }
 
-// onPublish routes a client's publish: a remote call runs in the
-// background and answers later; a publish hook runs now.
 // CallRoute returns the pattern of the call route that serves channel, or
 // "" if none does.
 func (r *Router) CallRoute(channel string) string {
@@ -190,6 +188,8 @@ func (r *Router) CallRoute(channel string) string {
 	return ""
 }
 
+// onPublish routes a client's publish: a remote call runs in the
+// background and answers later; a publish hook runs now.
 func (r *Router) onPublish(ctx context.Context, s *engine.Session, m *bayeux.Message) error {
 	if bayeux.KindOf(m.Channel) == bayeux.KindService {
 		if rt := r.calls.match(m.Channel); rt != nil {
