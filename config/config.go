@@ -146,8 +146,15 @@ type WebSocketConfig struct {
 	// IdleTimeout closes a connection from which nothing (not even a pong)
 	// arrived for this long. Default 60s; must exceed pingInterval.
 	IdleTimeout Duration `yaml:"idleTimeout"`
-	// WriteTimeout bounds one frame write. Default 10s.
+	// WriteTimeout is the longest a connection whose socket is full may
+	// go without accepting more bytes before it is closed as too slow.
+	// Default 10s.
 	WriteTimeout Duration `yaml:"writeTimeout"`
+	// MaxPendingBytes bounds what a connection whose socket is full keeps
+	// besides its session's queue (the frame it was writing and replies to
+	// its own requests); over it, the connection is closed as too slow
+	// (close 1008). Default 1 MiB.
+	MaxPendingBytes int `yaml:"maxPendingBytes"`
 	// MessagesPerFrame bounds how many queued messages go in one frame.
 	// 0 means as many as are queued (up to MaxFrameBytes). Default 0.
 	MessagesPerFrame int `yaml:"messagesPerFrame"`

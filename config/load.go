@@ -54,6 +54,7 @@ func (c *Config) SetDefaults() {
 	setDur(&ws.IdleTimeout, 60*time.Second)
 	setDur(&ws.WriteTimeout, 10*time.Second)
 	setInt(&ws.MaxFrameBytes, 64<<10)
+	setInt(&ws.MaxPendingBytes, 1<<20)
 	setBool(&ws.Poller, true)
 	setDur(&ws.FlushDelay, 500*time.Microsecond)
 	setDur(&ws.AnswerWait, 100*time.Millisecond)
@@ -230,6 +231,9 @@ func (c *Config) Validate() error {
 	}
 	positive("transports.websocket.pingInterval", ws.PingInterval)
 	positive("transports.websocket.writeTimeout", ws.WriteTimeout)
+	if ws.MaxPendingBytes < ws.MaxFrameBytes {
+		bad("transports.websocket.maxPendingBytes", ws.MaxPendingBytes, "must be at least transports.websocket.maxFrameBytes")
+	}
 	if ws.IdleTimeout <= ws.PingInterval {
 		bad("transports.websocket.idleTimeout", ws.IdleTimeout, "must exceed transports.websocket.pingInterval ("+ws.PingInterval.String()+")")
 	}

@@ -116,7 +116,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		WebSocket: transport.WebSocketConfig{
 			ReadBufferSize: ws.ReadBufferSize, WriteBufferSize: ws.WriteBufferSize,
 			PingInterval: ws.PingInterval.D(), IdleTimeout: ws.IdleTimeout.D(), WriteTimeout: ws.WriteTimeout.D(),
-			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes, FlushDelay: max(ws.FlushDelay.D(), 0),
+			MessagesPerFrame: ws.MessagesPerFrame, MaxFrameBytes: ws.MaxFrameBytes, MaxPendingBytes: ws.MaxPendingBytes,
+			FlushDelay:  max(ws.FlushDelay.D(), 0),
 			AnswerWait:  max(ws.AnswerWait.D(), 0),
 			Subprotocol: ws.Subprotocol, Compression: ws.Compression, Poller: *ws.Poller,
 		},
@@ -226,6 +227,9 @@ func apiTLS(c config.APITLSConfig) (*tls.Config, error) {
 
 // Engine returns the protocol engine, for embedding programs and tests.
 func (s *Server) Engine() *engine.Engine { return s.engine }
+
+// Transport returns the Bayeux endpoint's handler, for its counters.
+func (s *Server) Transport() *transport.Handler { return s.transport }
 
 // Handler returns the server's HTTP handler (Bayeux endpoint, health, demo).
 func (s *Server) Handler() http.Handler { return s.mux }

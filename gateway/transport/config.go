@@ -67,9 +67,10 @@ type WebSocketConfig struct {
 	WriteBufferSize  int           // pooled; default 4096
 	PingInterval     time.Duration // default 25s
 	IdleTimeout      time.Duration // default 60s
-	WriteTimeout     time.Duration // default 10s
+	WriteTimeout     time.Duration // longest a full socket may take no bytes; default 10s
 	MessagesPerFrame int           // 0: unlimited
 	MaxFrameBytes    int           // default 64 KiB
+	MaxPendingBytes  int           // owed by a full socket besides the session queue; default 1 MiB
 	Subprotocol      string        // required subprotocol, "" for none
 	Compression      bool
 	// FlushDelay is how long queued messages wait for company before a
@@ -139,6 +140,9 @@ func (c *Config) setDefaults() {
 	}
 	if w.MaxFrameBytes <= 0 {
 		w.MaxFrameBytes = 64 << 10
+	}
+	if w.MaxPendingBytes <= 0 {
+		w.MaxPendingBytes = 1 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

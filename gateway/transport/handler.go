@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
@@ -30,6 +31,7 @@ type Handler struct {
 	// answered records how long after a message was queued a held long
 	// poll's response was written.
 	answered latency.Histogram
+	stats    handlerStats
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -182,3 +184,13 @@ func handshakeNotAlone(msgs []bayeux.Message) bool {
 	}
 	return false
 }
+
+// handlerStats are cumulative counters of a Handler.
+type handlerStats struct {
+	slowClosed atomic.Int64 // websocket connections cut off as too slow
+}
+
+// SlowClosed returns how many websocket connections were cut off because
+// their client did not read fast enough (queue or pending-bytes bound, or
+// no write progress within WriteTimeout).
+func (h *Handler) SlowClosed() int64 { return h.stats.slowClosed.Load() }

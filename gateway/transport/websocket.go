@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
@@ -21,15 +22,16 @@ import (
 // holdTimer; writes of any goroutine happen under wmu.
 type wsConn struct {
 	h      *Handler
-	ws     *websocket.Conn
-	client engine.Client // reader goroutine only
+	ws     *websocket.Conn // reads only
+	conn   net.Conn        // the socket, written by this package
+	client engine.Client   // reader goroutine only
 
 	bound     atomic.Pointer[engine.Session] // session for flushes
 	scheduled atomic.Bool                    // a flush is pending or running
 	batching  atomic.Bool                    // ...and waits in the flush delay list
 	closed    atomic.Bool
 
-	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side
+	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side and the fields below
 	holdTimer atomic.Pointer[time.Timer] // timer of the held connect
 	pingTimer *time.Timer                // nil when polled
 
@@ -40,10 +42,19 @@ type wsConn struct {
 	// session makes its first remote call.
 	deferred []byte
 	ackTimer *time.Timer
-	// wdeadline is the write deadline last set on the socket (wmu).
-	wdeadline time.Time
 	// rdeadline is the read deadline last set (the reader's).
 	rdeadline time.Time
+
+	// The write side (wswrite.go), guarded by wmu. raw writes to the
+	// socket without waiting (nil: every write goes through drain); out
+	// holds bytes the socket has not taken yet, which drain writes while
+	// stalled is set.
+	raw              syscall.RawConn
+	compress         bool // permessage-deflate was negotiated
+	out              []byte
+	stalled          atomic.Bool // set and cleared under wmu; read without it by Wake
+	closeWhenDrained bool        // a close frame is the last of out
+	sockClosed       bool
 
 	// Polled connections (see poller): the socket's descriptor, the
 	// library's buffered reader, and whether a reader is running.
@@ -61,19 +72,21 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, "websocket subprotocol "+p+" required", nil)
 		return
 	}
-	var hj *readerHijacker
+	hj := &readerHijacker{ResponseWriter: w}
 	up := &h.upgrader
 	if h.poller != nil {
-		hj = &readerHijacker{ResponseWriter: w, size: max(h.cfg.WebSocket.ReadBufferSize, 264)}
-		w, up = hj, &h.polled
+		hj.size, up = max(h.cfg.WebSocket.ReadBufferSize, 264), &h.polled
 	}
-	ws, err := up.Upgrade(w, r, nil)
+	ws, err := up.Upgrade(hj, r, nil)
 	if err != nil {
 		// The upgrader has already answered (403 for a refused origin).
 		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
-	c := &wsConn{h: h, ws: ws}
+	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.up.deflate}
+	if tcp, ok := hj.conn.(*net.TCPConn); ok {
+		c.raw, _ = tcp.SyscallConn()
+	}
 	c.client = engine.Client{
 		Transport:  WebSocket,
 		Push:       true,
@@ -82,22 +95,24 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		Conn:       c,
 	}
 	ws.SetReadLimit(int64(h.cfg.MaxRequestBytes))
-	// Data frames are written straight to the socket under wmu (see
-	// writeLocked), so the library's own control replies must take it too.
+	// Every frame, the library's control replies included, is framed and
+	// written by this package under wmu (wswrite.go).
 	ws.SetPingHandler(func(data string) error {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(h.cfg.WebSocket.WriteTimeout))
-		if errors.Is(err, websocket.ErrCloseSent) {
-			return nil
+		if !c.closed.Load() {
+			c.sendLocked(controlFrame(0xA, []byte(data)))
 		}
-		return err
+		return nil
 	})
 	ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
 		c.closeWith(code, "")
 		return nil
 	})
-	if hj != nil && c.pollable(hj.br) {
+	if c.pollable(hj.br) {
 		h.conns.add(c)
 		if err := h.poller.add(c); err != nil {
 			h.cfg.Logger.Warn("cannot watch websocket connection", "remote", r.RemoteAddr, "err", err)
@@ -117,12 +132,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 // pollable prepares a plain TCP connection for the poller; it reports
 // false when the connection needs a reader goroutine instead (TLS).
 func (c *wsConn) pollable(br *bufio.Reader) bool {
-	tcp, ok := c.ws.UnderlyingConn().(*net.TCPConn)
-	if !ok || br == nil {
-		return false
-	}
-	rc, err := tcp.SyscallConn()
-	if err != nil {
+	rc := c.raw
+	if rc == nil || br == nil || c.h.poller == nil {
 		return false
 	}
 	if rc.Control(func(fd uintptr) { c.fd = int(fd) }) != nil {
@@ -196,17 +207,16 @@ func (c *wsConn) extendRead() {
 }
 
 func (c *wsConn) ping() {
-	if c.closed.Load() {
-		return
-	}
-	deadline := time.Now().Add(c.h.cfg.WebSocket.WriteTimeout)
 	c.wmu.Lock()
-	err := c.ws.WriteControl(websocket.PingMessage, nil, deadline)
-	c.wmu.Unlock()
-	if err != nil {
-		c.closeWith(websocket.CloseGoingAway, "")
+	if c.closed.Load() {
+		c.wmu.Unlock()
 		return
 	}
+	// A stalled connection is not pinged: its drain bounds it.
+	if !c.stalled.Load() {
+		c.sendLocked(controlFrame(0x9, nil))
+	}
+	c.wmu.Unlock()
 	c.pingTimer.Reset(c.h.cfg.WebSocket.PingInterval)
 }
 
@@ -416,8 +426,8 @@ func (c *wsConn) park(x *engine.Exchange) {
 // waiting to batch makes it jump the queue: the flush it gets then also
 // writes what it waited for.
 func (c *wsConn) Wake(urgent bool) {
-	if c.closed.Load() {
-		return
+	if c.closed.Load() || c.stalled.Load() && !urgent {
+		return // a stalled connection flushes when drained
 	}
 	if c.scheduled.CompareAndSwap(false, true) {
 		if !urgent {
@@ -456,7 +466,9 @@ func (c *wsConn) flush() {
 	cfg := c.h.cfg.WebSocket
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	for !c.closed.Load() {
+	// While stalled, messages stay in the session's queue, whose bounds
+	// cut off a client that does not read; drain flushes again when done.
+	for !c.closed.Load() && !c.stalled.Load() {
 		events, x := s.Pull(items[:0], cfg.MessagesPerFrame, cfg.MaxFrameBytes)
 		if len(events) == 0 && x == nil && len(c.deferred) == 0 {
 			break
@@ -482,67 +494,22 @@ func (c *wsConn) flush() {
 			// The client asked; it closes the socket itself.
 		case engine.CloseShutdown:
 			c.closeLocked(websocket.CloseGoingAway, "server shutdown")
+		case engine.CloseSlow:
+			c.h.stats.slowClosed.Add(1)
+			c.abortLocked(websocket.ClosePolicyViolation, "slow client")
 		default:
 			c.closeLocked(websocket.CloseNormalClosure, "Destroy")
 		}
 	}
 }
 
-// writeLocked sends buf, a JSON payload after frameHeaderRoom reserved
-// bytes, as one text frame with one system call; the caller holds wmu.
-// With compression the library frames it instead.
-func (c *wsConn) writeLocked(buf []byte) bool {
-	if c.closed.Load() {
-		return false
-	}
-	now, wt := time.Now(), c.h.cfg.WebSocket.WriteTimeout
-	var err error
-	if c.h.cfg.WebSocket.Compression {
-		c.ws.SetWriteDeadline(now.Add(wt)) // the library sets it on every frame
-		err = c.ws.WriteMessage(websocket.TextMessage, buf[frameHeaderRoom:])
-	} else {
-		// Moving the socket's deadline costs a runtime timer update, so
-		// it moves only once less than half of WriteTimeout is left: a
-		// write still fails after at most WriteTimeout, and at least half.
-		// (Pings and pongs set later deadlines, never earlier ones; the
-		// close frame's comes last.)
-		if c.wdeadline.Sub(now) < wt/2 {
-			c.wdeadline = now.Add(wt)
-			c.ws.UnderlyingConn().SetWriteDeadline(c.wdeadline)
-		}
-		_, err = c.ws.UnderlyingConn().Write(textFrame(buf))
-	}
-	if err != nil {
-		c.h.cfg.Logger.Debug("websocket write failed", "remote", c.client.RemoteAddr, "err", err)
-		c.closeLocked(0, "")
-		return false
-	}
-	return true
-}
-
-// closeWith sends a close frame with code and reason (code 0: none) and
-// closes the connection. It is idempotent.
+// closeWith sends a close frame with code and reason after what is
+// pending (code 0: none, at once) and closes the connection. It is
+// idempotent.
 func (c *wsConn) closeWith(code int, reason string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.closeLocked(code, reason)
-}
-
-func (c *wsConn) closeLocked(code int, reason string) {
-	if !c.closed.CompareAndSwap(false, true) {
-		return
-	}
-	if code != 0 {
-		msg := websocket.FormatCloseMessage(code, reason)
-		c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	}
-	if c.polled {
-		// Stop watching before the descriptor can be reused, and clean up:
-		// no reader goroutine will notice the close.
-		c.h.poller.remove(c)
-		go c.finish()
-	}
-	c.ws.Close()
 }
 
 // finish runs when the reader stops: the session stays alive (a new
