@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -185,7 +186,7 @@ func TestBrowserRequestsRefused(t *testing.T) {
 		if a := sendRaw(t, ctx, addr, rq); a.status != http.StatusOK {
 			t.Fatalf("curl-like publish %d: HTTP %d: %s", i+1, a.status, a.body)
 		}
-		checkEvent(t, "subscriber", sub.receive(t, ctx, "/evil/x"), "/evil/x", string(rune('1'+i)), "")
+		checkEvent(t, "subscriber", sub.receive(t, ctx, "/evil/x"), "/evil/x", fmt.Sprint(i+1), "")
 	}
 	for _, host := range []string{"", "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port, "localhost:1", "LOCALHOST.", "192.0.2.7:8081"} {
 		if a := sendRaw(t, ctx, addr, rawRequest{method: "GET", path: "/v1/sessions", host: host}); a.status != http.StatusOK {
