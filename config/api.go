@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 )
 
@@ -21,6 +22,17 @@ type APIConfig struct {
 	// MaxDataBytes bounds the data of one message sent through the API.
 	// Default 64 KiB.
 	MaxDataBytes int `yaml:"maxDataBytes"`
+	// AllowedOrigins are the web origins ("https://ops.example": scheme,
+	// host and optional port) whose browser requests the REST API serves,
+	// with CORS headers. A request carrying any other Origin header is
+	// refused with 403. "*" allows every origin and is accepted only with
+	// Tokens, since a web page cannot know a token. Default none.
+	AllowedOrigins []string `yaml:"allowedOrigins"`
+	// AllowedHosts are host names ("gw.internal", no port) that the Host
+	// header of a REST request may carry, besides IP addresses, "localhost"
+	// and the host of the listen address; any other is refused with 403,
+	// which defeats DNS rebinding. Default none.
+	AllowedHosts []string `yaml:"allowedHosts"`
 }
 
 // APITLSConfig holds the API listener's certificate and client CA.
@@ -73,6 +85,45 @@ func (c *Config) validateAPI(bad func(field string, value any, reason string)) {
 	if a.MaxDataBytes < 16 {
 		bad("api.maxDataBytes", a.MaxDataBytes, "must be >= 16")
 	}
+	for i, o := range a.AllowedOrigins {
+		field := fmt.Sprintf("api.allowedOrigins[%d]", i)
+		switch {
+		case o == "*" && len(a.Tokens) == 0:
+			bad(field, o, `"*" needs api.tokens: without a token any web page could call the API`)
+		case o != "*" && !webOrigin(o):
+			bad(field, o, `must be "*" or an origin such as https://ops.example (scheme, host, optional port; no path)`)
+		}
+	}
+	for i, h := range a.AllowedHosts {
+		if !hostName(h) {
+			bad(fmt.Sprintf("api.allowedHosts[%d]", i), h, "must be a host name such as gw.internal (no scheme, no port)")
+		}
+	}
+}
+
+// webOrigin reports whether s is an origin as browsers send it:
+// http or https, a host and an optional port, nothing else.
+func webOrigin(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	return s == u.Scheme+"://"+u.Host
+}
+
+// hostName reports whether s is a DNS name (letters, digits, '-', '_' and
+// dots, an optional final dot).
+func hostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || strings.HasPrefix(s, ".") || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // loopback reports whether addr's host is a loopback address or

@@ -52,6 +52,7 @@ type Server struct {
 	mux       *http.ServeMux
 	http      *http.Server
 	api       *http.Server // the control API's own server, if any
+	apiSvc    *api.Service // the control API, if enabled
 	debug     *http.Server // pprof, if configured
 
 	mu          sync.Mutex // guards listener, apiListener, serveErr
@@ -175,7 +176,14 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 // its own server.
 func (s *Server) buildAPI() error {
 	a := s.cfg.API
+	listen := a.Listen
+	if s.cfg.APIOnPublic() {
+		listen = s.cfg.Listen
+	}
 	svc := api.New(s.engine, api.Config{
+		Listen:          listen,
+		AllowedOrigins:  a.AllowedOrigins,
+		AllowedHosts:    a.AllowedHosts,
 		Tokens:          a.Tokens,
 		ClientCerts:     a.TLS.ClientCAFile != "",
 		MaxDataBytes:    a.MaxDataBytes,
@@ -183,6 +191,7 @@ func (s *Server) buildAPI() error {
 		LongPollAnswers: s.transport.LongPollAnswers,
 		Logger:          s.log,
 	})
+	s.apiSvc = svc
 	if s.cfg.APIOnPublic() {
 		s.mux.Handle("/v1/", svc.Handler())
 		s.mux.Handle("/cometgate.gateway.v1.Gateway/", svc.Handler())
@@ -224,6 +233,9 @@ func apiTLS(c config.APITLSConfig) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// API returns the control API, for its counters; nil with api.listen: off.
+func (s *Server) API() *api.Service { return s.apiSvc }
 
 // Engine returns the protocol engine, for embedding programs and tests.
 func (s *Server) Engine() *engine.Engine { return s.engine }

@@ -4,6 +4,10 @@
 //	gateway                      # embedded defaults: 127.0.0.1:8080, demo chat at /
 //	gateway -config FILE         # YAML configuration (see config/)
 //	gateway -check-config FILE   # validate and exit
+//
+// SIGINT and SIGTERM shut the gateway down gracefully (exit code 0 when
+// all went well). SIGHUP is logged and ignored: configuration reload is
+// not supported yet.
 package main
 
 import (
@@ -53,11 +57,31 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ignoreHangups(ctx, log)
 	if err := srv.Run(ctx); err != nil {
 		log.Error("gateway stopped with an error", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// ignoreHangups keeps SIGHUP, which would otherwise end the process, from
+// stopping the gateway: configuration reload does not exist yet, so each
+// one is logged until ctx is done, and ignored after. It returns once the
+// signal is caught.
+func ignoreHangups(ctx context.Context, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP ignored: configuration reload is not supported yet")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 }
 
 func newLogger(c config.LogConfig) *slog.Logger {

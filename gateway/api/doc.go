@@ -7,4 +7,15 @@
 // client certificate; otherwise gRPC answers Unauthenticated and REST 401.
 // With no token and no client CA configured, authentication is off; the
 // root package allows that only on a loopback address.
+//
+// Before authentication, REST requests pass checks that keep web pages
+// out, since a page can make a browser on the gateway's host call a
+// loopback address (see Service.RESTHandler): the Host header must name an
+// IP address, "localhost", the listen host or one of Config.AllowedHosts
+// (against DNS rebinding); a request with an Origin header must come from
+// one of Config.AllowedOrigins, whose CORS preflights are answered; and
+// POST, PUT, PATCH and DELETE must be application/json. Refusals are
+// answered with a status JSON, logged at debug and counted
+// (Service.Refused). gRPC requests skip these checks: a browser cannot
+// send one without a preflight, which the checks refuse.
 package api

@@ -53,6 +53,19 @@ type Config struct {
 	// LongPollAnswers reports the long-polling delivery latency, for
 	// Stats (nil: none).
 	LongPollAnswers func() latency.Summary
+	// Listen is the address the API is served on (its own, or the public
+	// listener's); its host may appear in the Host header of REST
+	// requests.
+	Listen string
+	// AllowedOrigins are the origins ("https://ops.example", compared
+	// case-insensitively) whose browser requests the REST API serves, with
+	// CORS headers; "*" allows any. Requests with another Origin header
+	// are refused. Default none.
+	AllowedOrigins []string
+	// AllowedHosts are the host names, besides IP addresses, "localhost"
+	// and Listen's host, that the Host header of a REST request may carry.
+	// Default none.
+	AllowedHosts []string
 	// Logger receives request problems at debug level.
 	Logger *slog.Logger
 }
@@ -63,6 +76,8 @@ type Service struct {
 	e       *engine.Engine
 	cfg     Config
 	started time.Time
+	hosts   []string // allowed Host names besides IPs and localhost, lowercase
+	refused refusals
 }
 
 var _ gatewayv1.GatewayServer = (*Service)(nil)
@@ -81,7 +96,7 @@ func New(e *engine.Engine, cfg Config) *Service {
 	if cfg.Conns == nil {
 		cfg.Conns = func() int { return 0 }
 	}
-	return &Service{e: e, cfg: cfg, started: time.Now()}
+	return &Service{e: e, cfg: cfg, started: time.Now(), hosts: allowedHostNames(cfg)}
 }
 
 // AuthRequired reports whether requests must authenticate.
@@ -110,7 +125,8 @@ func (s *Service) authorized(authz string, cs *tls.ConnectionState) bool {
 // Handler returns one http.Handler serving the gRPC API (HTTP/2 requests
 // with a gRPC content type) and the REST API with its OpenAPI document.
 // The server it is mounted on must speak HTTP/2 (TLS, or unencrypted
-// HTTP/2 enabled) for gRPC clients.
+// HTTP/2 enabled) for gRPC clients. Only REST requests get the browser
+// checks of RESTHandler.
 func (s *Service) Handler() http.Handler {
 	gs := grpc.NewServer(
 		grpc.UnaryInterceptor(s.unaryAuth),
@@ -127,7 +143,8 @@ func (s *Service) Handler() http.Handler {
 	})
 }
 
-// RESTHandler serves /v1/... and /v1/openapi.json.
+// RESTHandler serves /v1/... and /v1/openapi.json, behind the checks that
+// keep web pages out (see browserGuard) and then authentication.
 func (s *Service) RESTHandler() http.Handler {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
@@ -137,7 +154,7 @@ func (s *Service) RESTHandler() http.Handler {
 	)
 	// Registering a local server cannot fail.
 	_ = gatewayv1.RegisterGatewayHandlerServer(context.Background(), mux, s)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.browserGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r.Header.Get("Authorization"), r.TLS) {
 			s.cfg.Logger.Debug("control API request refused: not authenticated", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cometgate"`)
@@ -163,7 +180,7 @@ func (s *Service) RESTHandler() http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 func writeJSONError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
