@@ -101,8 +101,9 @@ type BayeuxConfig struct {
 	// of one browser. A negative value refuses them (reconnect "none").
 	// Default 2s.
 	MultiSessionInterval Duration `yaml:"multiSessionInterval"`
-	// TrustClientSession accepts a clientId on HTTP transports even when the
-	// BAYEUX_BROWSER cookie is missing or does not match. Default false.
+	// TrustClientSession accepts a clientId even when the BAYEUX_BROWSER
+	// cookie is missing or does not match, on every transport (a websocket
+	// upgrade carries the cookie too). Default false.
 	TrustClientSession bool `yaml:"trustClientSession"`
 	// ConnectionTypes are the transports advertised in handshake replies, in
 	// order of preference. Allowed: websocket, long-polling,
@@ -181,6 +182,11 @@ type WebSocketConfig struct {
 	Subprotocol string `yaml:"subprotocol"`
 	// Compression enables permessage-deflate. Default false.
 	Compression bool `yaml:"compression"`
+	// RequireHandshakePerConnection makes every websocket connection
+	// handshake its own session: a clientId handshaken on another
+	// connection is refused (402) even with the right BAYEUX_BROWSER
+	// cookie, as CometD's ws.requireHandshakePerConnection. Default false.
+	RequireHandshakePerConnection bool `yaml:"requireHandshakePerConnection"`
 	// Poller watches idle connections with one epoll instance (Linux)
 	// instead of a reader goroutine each, which saves most of an idle
 	// session's memory. Server pings are then not sent: the Bayeux connect

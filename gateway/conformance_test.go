@@ -1762,14 +1762,19 @@ func TestWebSocketOtherSession(t *testing.T) {
 	wantFailure(t, r, "402::session_unknown")
 }
 
-// #106: a new connection resumes a session by its clientId.
+// #106: a new connection resumes a session by its clientId, from the
+// same browser (the cookie the first upgrade set).
 func TestWebSocketReconnect(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, longT, nil)
 	w := wsConnected(t, srv)
 	id := w.ClientID
 	w.Close()
-	w2 := dial(t, srv)
+	w2, _, err := gatewaytest.DialWebSocket(gatewaytest.Context(t), srv.WSURL, w.CookieHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w2.Close)
 	w2.ClientID = id
 	r, _ := wsCall(t, w2, "/meta/connect", M{"connectionType": "websocket", "advice": M{"timeout": 0}})
 	wantSuccess(t, r)

@@ -22,6 +22,10 @@ type Client struct {
 	Browser string
 	// TrustSession accepts a clientId whose browser does not match.
 	TrustSession bool
+	// HandshakePerConnection refuses to resume a session on a new push
+	// connection: each connection must handshake (CometD's
+	// requireHandshakePerConnection).
+	HandshakePerConnection bool
 	// Bound is the session bound to a push connection; a handshake on the
 	// connection, or its first message naming a live session, sets it.
 	Bound *Session
@@ -89,14 +93,15 @@ func (e *Engine) Process(ctx context.Context, c *Client, msgs []bayeux.Message) 
 }
 
 // resolve finds the session a message belongs to: for push transports the
-// connection's session, for HTTP the clientId's session if the browser
-// cookie matches.
+// connection's session (unless it has moved to another connection since),
+// otherwise the clientId's session if the browser cookie matches, which a
+// push connection then resumes.
 func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
 	if m.ClientID == "" {
 		return nil
 	}
 	if c.Bound != nil && !c.Bound.Closed() {
-		if c.Bound.id != m.ClientID {
+		if c.Bound.id != m.ClientID || !c.Bound.attachedTo(c.Conn) {
 			return nil
 		}
 		return c.Bound
@@ -105,7 +110,13 @@ func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
 	if s == nil {
 		return nil
 	}
+	if !c.TrustSession && (c.Browser == "" || c.Browser != s.browser) {
+		return nil
+	}
 	if c.Push {
+		if c.HandshakePerConnection {
+			return nil
+		}
 		// A new connection resuming a session (reconnect, page reload).
 		if c.Bound != nil {
 			c.Bound.Detach(c.Conn)
@@ -113,9 +124,6 @@ func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
 		c.Bound = s
 		s.Attach(c.Conn)
 		return s
-	}
-	if !c.TrustSession && (c.Browser == "" || c.Browser != s.browser) {
-		return nil
 	}
 	return s
 }

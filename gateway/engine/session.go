@@ -321,16 +321,33 @@ func (s *Session) endHoldLocked(why holdEnd) {
 }
 
 // Attach binds a push connection to the session (websocket); messages are
-// then signalled through c.Wake. It replaces any previous connection.
+// then signalled through c.Wake. It replaces any previous connection,
+// which is told through Superseded (if it implements it) so that it is
+// never left believing it still serves the session.
 func (s *Session) Attach(c Conn) {
 	s.mu.Lock()
+	old := s.conn
 	s.conn = c
+	if old != nil && old != c && s.held != nil && s.held.wake == nil {
+		s.held.end = holdSuperseded // the old connection's held connect
+		s.held = nil
+	}
 	closed := s.state == StateClosed
 	pending := s.queue.Len() > 0
 	s.mu.Unlock()
+	if sc, ok := old.(interface{ Superseded(*Session) }); ok && old != c {
+		sc.Superseded(s)
+	}
 	if pending || closed {
 		c.Wake(closed)
 	}
+}
+
+// attachedTo reports whether c is the session's push connection.
+func (s *Session) attachedTo(c Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn == c
 }
 
 // Detach unbinds c if it is still the session's connection and drops its

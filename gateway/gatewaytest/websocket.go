@@ -27,6 +27,9 @@ type WSClient struct {
 	// ClientID is set by a successful Handshake and added to every message
 	// built by NewMessage.
 	ClientID string
+	// Cookies are those the upgrade response set (BAYEUX_BROWSER), which
+	// a browser would send with its next upgrade; see CookieHeader.
+	Cookies []*http.Cookie
 
 	ids    atomic.Int64
 	wmu    sync.Mutex // one writer at a time
@@ -49,9 +52,19 @@ func DialWebSocket(ctx context.Context, url string, header http.Header) (*WSClie
 	if err != nil {
 		return nil, resp, err
 	}
-	w := &WSClient{Conn: conn, frames: make(chan wsFrame, 256), done: make(chan struct{})}
+	w := &WSClient{Conn: conn, Cookies: resp.Cookies(), frames: make(chan wsFrame, 256), done: make(chan struct{})}
 	go w.readLoop()
 	return w, resp, nil
+}
+
+// CookieHeader returns a request header carrying the cookies the upgrade
+// response set, as a browser sends them with its next request.
+func (w *WSClient) CookieHeader() http.Header {
+	h := http.Header{}
+	for _, c := range w.Cookies {
+		h.Add("Cookie", (&http.Cookie{Name: c.Name, Value: c.Value}).String())
+	}
+	return h
 }
 
 func (w *WSClient) readLoop() {

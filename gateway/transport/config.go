@@ -73,6 +73,9 @@ type WebSocketConfig struct {
 	MaxPendingBytes  int           // owed by a full socket besides the session queue; default 1 MiB
 	Subprotocol      string        // required subprotocol, "" for none
 	Compression      bool
+	// RequireHandshakePerConnection refuses to resume a session on a new
+	// connection: each connection must handshake its own session.
+	RequireHandshakePerConnection bool
 	// FlushDelay is how long queued messages wait for company before a
 	// frame is written, trading that much latency for fewer, larger frames
 	// (fewer system calls on both sides) under load. 0 writes at once.

@@ -17,6 +17,12 @@ func (h *Handler) browserID(r *http.Request) string {
 
 // setBrowserCookie adds the Set-Cookie header binding id to this browser.
 func (h *Handler) setBrowserCookie(w http.ResponseWriter, r *http.Request, id string) {
+	http.SetCookie(w, h.browserCookie(r, id))
+}
+
+// browserCookie returns the BAYEUX_BROWSER cookie binding id to the
+// browser that sent r.
+func (h *Handler) browserCookie(r *http.Request, id string) *http.Cookie {
 	cc := h.cfg.Cookie
 	c := &http.Cookie{
 		Name:     cc.Name,
@@ -35,7 +41,7 @@ func (h *Handler) setBrowserCookie(w http.ResponseWriter, r *http.Request, id st
 	case "none":
 		c.SameSite = http.SameSiteNoneMode
 	}
-	http.SetCookie(w, c)
+	return c
 }
 
 // browsers tracks which sessions of each browser hold a long poll, for the

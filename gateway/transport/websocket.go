@@ -77,7 +77,16 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if h.poller != nil {
 		hj.size, up = max(h.cfg.WebSocket.ReadBufferSize, 264), &h.polled
 	}
-	ws, err := up.Upgrade(hj, r, nil)
+	// The session a connection handshakes is bound to the browser as an
+	// HTTP one is: browsers keep the cookie of the 101 response and send
+	// it with later upgrades, and only they may resume the session.
+	browser := h.browserID(r)
+	var header http.Header
+	if browser == "" {
+		browser = engine.NewBrowserID()
+		header = http.Header{"Set-Cookie": {h.browserCookie(r, browser).String()}}
+	}
+	ws, err := up.Upgrade(hj, r, header)
 	if err != nil {
 		// The upgrader has already answered (403 for a refused origin).
 		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
@@ -88,11 +97,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.raw, _ = tcp.SyscallConn()
 	}
 	c.client = engine.Client{
-		Transport:  WebSocket,
-		Push:       true,
-		RemoteAddr: r.RemoteAddr,
-		Header:     h.keptHeaders(r.Header),
-		Conn:       c,
+		Transport:              WebSocket,
+		Push:                   true,
+		Browser:                browser,
+		TrustSession:           h.cfg.TrustClientSession,
+		HandshakePerConnection: h.cfg.WebSocket.RequireHandshakePerConnection,
+		RemoteAddr:             r.RemoteAddr,
+		Header:                 h.keptHeaders(r.Header),
+		Conn:                   c,
 	}
 	ws.SetReadLimit(int64(h.cfg.MaxRequestBytes))
 	// Every frame, the library's control replies included, is framed and
@@ -510,6 +522,16 @@ func (c *wsConn) closeWith(code int, reason string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.closeLocked(code, reason)
+}
+
+// Superseded is called when session s, bound to this connection, is
+// resumed on another one: this connection stops serving it and closes,
+// so that it never believes it still owns the session. Its client, if
+// still there, has moved on.
+func (c *wsConn) Superseded(s *engine.Session) {
+	if c.bound.CompareAndSwap(s, nil) {
+		c.closeWith(websocket.CloseNormalClosure, "session resumed on another connection")
+	}
 }
 
 // finish runs when the reader stops: the session stays alive (a new
