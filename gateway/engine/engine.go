@@ -72,8 +72,18 @@ func (f optionFunc) apply(e *Engine) { f(e) }
 // WithLogger sets the logger. Default slog.Default().
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(e *Engine) { e.log = l }) }
 
-// WithPolicy sets the security policy. Default DefaultPolicy.
-func WithPolicy(p Policy) Option { return optionFunc(func(e *Engine) { e.policy = p }) }
+// WithPolicy adds a security policy. Policies compose: each operation
+// must be allowed by every policy added, asked in the order added, and the
+// first denial is the one sent (see Policies). Without any, DefaultPolicy
+// applies; a policy that keeps its rules (no meta channels) embeds it.
+// A nil p is ignored.
+func WithPolicy(p Policy) Option {
+	return optionFunc(func(e *Engine) {
+		if p != nil {
+			e.policies = append(e.policies, p)
+		}
+	})
+}
 
 // WithExtension adds a server extension; extensions run in the order added.
 func WithExtension(x Extension) Option {
@@ -90,7 +100,8 @@ func WithExtension(x Extension) Option {
 type Engine struct {
 	cfg        Config
 	log        *slog.Logger
-	policy     Policy
+	policy     Policy   // the policies composed, or DefaultPolicy
+	policies   []Policy // as added by WithPolicy
 	extensions []Extension
 
 	sessionsMu sync.RWMutex // guards sessions, users
@@ -130,7 +141,6 @@ func New(cfg Config, opts ...Option) *Engine {
 	e := &Engine{
 		cfg:      cfg,
 		log:      slog.Default(),
-		policy:   DefaultPolicy{},
 		sessions: make(map[string]*Session),
 		users:    make(map[string]map[*Session]struct{}),
 		channels: newChannels(),
@@ -138,6 +148,14 @@ func New(cfg Config, opts ...Option) *Engine {
 	}
 	for _, o := range opts {
 		o.apply(e)
+	}
+	switch len(e.policies) {
+	case 0:
+		e.policy = DefaultPolicy{}
+	case 1:
+		e.policy = e.policies[0]
+	default:
+		e.policy = Policies(e.policies)
 	}
 	return e
 }
