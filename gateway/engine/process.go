@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
@@ -169,6 +170,10 @@ func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 		r.Advice.Interval = 1000
 		return
 	}
+	if !e.commonConnectionType(m.SupportedConnectionTypes) {
+		r.Fail(errConnectionTypes)
+		return
+	}
 	s := newSession(e, c)
 	if err := e.policy.CanHandshake(ctx, s, m); err != nil {
 		r.Fail(e.denial(err, bayeux.ErrHandshakeDenied, "handshake"))
@@ -211,6 +216,32 @@ func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 	for _, fn := range added {
 		fn(s)
 	}
+}
+
+// errConnectionTypes answers a handshake whose supportedConnectionTypes
+// has none of the server's: the spec requires a failure (CometD accepts it,
+// Faye refuses it with 301). Handshaking again with the same list cannot
+// succeed, hence reconnect "none".
+var errConnectionTypes = &bayeux.Error{Code: 301, Message: "connection_types_unsupported", Reconnect: bayeux.ReconnectNone}
+
+// commonConnectionType reports whether a handshake's
+// supportedConnectionTypes names a type the server offers. A missing list
+// (Dojo 1.7 sends none) is accepted, as CometD does; an empty one names
+// none. Faye's "cross-origin-long-polling" is long-polling with CORS, which
+// the long-polling transport serves.
+func (e *Engine) commonConnectionType(client []string) bool {
+	if client == nil {
+		return true
+	}
+	for _, t := range client {
+		if t == "cross-origin-long-polling" {
+			t = "long-polling"
+		}
+		if slices.Contains(e.cfg.ConnectionTypes, t) {
+			return true
+		}
+	}
+	return false
 }
 
 var unknownConnect = &bayeux.Advice{Reconnect: bayeux.ReconnectHandshake, Interval: 0, Timeout: -1, MaxInterval: -1}
