@@ -269,8 +269,12 @@ func (e *Engine) connect(x *Exchange) {
 		if a.Timeout >= 0 && a.Timeout < hold.Milliseconds() {
 			hold = time.Duration(a.Timeout) * time.Millisecond
 		}
+		// A client may ask for a longer pause between connects, which
+		// also delays its expiry, but no longer than the server lets a
+		// session go without a connect: the larger of interval and
+		// maxInterval. The reply advises the interval honoured.
 		if a.Interval >= 0 {
-			s.interval = a.Interval
+			s.interval = min(a.Interval, max(e.cfg.Interval, e.cfg.MaxInterval).Milliseconds())
 		}
 	}
 	if s.ack != nil {
