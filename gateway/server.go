@@ -99,6 +99,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		MetaConnectDeliverOnly: b.MetaConnectDeliverOnly,
 		ConnectionTypes:        b.ConnectionTypes,
 		Ack:                    *cfg.Extensions.Ack,
+		MaxSubscriptions:       cfg.Limits.MaxSubscriptionsPerSession,
+		MaxSubscribeChannels:   cfg.Limits.MaxChannelsPerSubscribe,
 	}, eopts...)
 	ws := cfg.Transports.WebSocket
 	s.transport = transport.NewHandler(s.engine, transport.Config{

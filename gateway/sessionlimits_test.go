@@ -54,3 +54,84 @@ func TestConnectClientIntervalCapped(t *testing.T) {
 		})
 	}
 }
+
+// limitsServer runs a gateway allowing 5 subscriptions per session and 3
+// channels per subscribe message.
+func limitsServer(t *testing.T) *gatewaytest.Server {
+	return newServer(t, longT, func(c *config.Config) {
+		c.Limits.MaxSubscriptionsPerSession = 5
+		c.Limits.MaxChannelsPerSubscribe = 3
+	})
+}
+
+// A subscribe message naming more channels than
+// limits.maxChannelsPerSubscribe, or one that would take its session past
+// limits.maxSubscriptionsPerSession, is refused whole: nothing of it is
+// subscribed, and the refusal is counted.
+func TestSubscribeLimits(t *testing.T) {
+	t.Parallel()
+	srv := limitsServer(t)
+	c := newClient(t, srv).connected()
+	session := srv.Engine().Session(c.ClientID)
+	stats := srv.Engine().Stats()
+	before := stats.SubscribeLimited.Load()
+
+	r := c.subscribe([]string{"/a/1", "/a/2", "/a/3", "/a/4"})
+	wantFailure(t, r, "403:per_message:subscription_limit")
+	if got := session.Subscriptions(); len(got) != 0 {
+		t.Fatalf("after a refused subscribe of 4 channels, subscribed to %v; want none", got)
+	}
+
+	// Within both limits, repeats and service channels do not count.
+	wantSuccess(t, c.subscribe([]string{"/a/1", "/a/2", "/a/1"}))
+	wantSuccess(t, c.subscribe([]string{"/a/2", "/a/3", "/service/x"}))
+	if got := len(session.Subscriptions()); got != 3 {
+		t.Fatalf("%d subscriptions; want 3: %v", got, session.Subscriptions())
+	}
+
+	// 3 + 3 new > 5: refused whole.
+	r = c.subscribe([]string{"/b/1", "/b/2", "/b/3"})
+	wantFailure(t, r, "403:per_session:subscription_limit")
+	if got := len(session.Subscriptions()); got != 3 {
+		t.Fatalf("after a refused subscribe, %d subscriptions; want 3: %v", got, session.Subscriptions())
+	}
+	if n := srv.Engine().Subscribers("/b/1"); n != 0 {
+		t.Errorf("Subscribers(/b/1) = %d after a refused subscribe; want 0", n)
+	}
+
+	// Up to the limit exactly, then one more is refused; an unsubscribe
+	// makes room again.
+	wantSuccess(t, c.subscribe([]string{"/b/1", "/b/2"}))
+	wantFailure(t, c.subscribe("/b/3"), "403:per_session:subscription_limit")
+	wantSuccess(t, c.subscribe("/a/1")) // already subscribed: no new room needed
+	if r, _ := c.must(c.Unsubscribe(c.ctx, "/a/1")); !r.Successful() {
+		t.Fatalf("unsubscribe failed: %v", r)
+	}
+	wantSuccess(t, c.subscribe("/b/3"))
+
+	if got := stats.SubscribeLimited.Load() - before; got != 3 {
+		t.Errorf("Stats.SubscribeLimited went up by %d; want 3", got)
+	}
+}
+
+// The default limits refuse a session 100,000 subscriptions.
+func TestSubscribeLimitsDefault(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, longT, nil)
+	c := newClient(t, srv).connected()
+	var names []string
+	for i := range 101 {
+		names = append(names, fmt.Sprintf("/many/%d", i))
+	}
+	wantFailure(t, c.subscribe(names), "403:per_message:subscription_limit")
+	for i := 0; i < 1000; i += 100 {
+		wantSuccess(t, c.subscribe(names[:100]))
+		for j := range names[:100] {
+			names[j] = fmt.Sprintf("/many/%d", i+100+j)
+		}
+	}
+	if got := len(srv.Engine().Session(c.ClientID).Subscriptions()); got != 1000 {
+		t.Fatalf("%d subscriptions; want 1000", got)
+	}
+	wantFailure(t, c.subscribe("/one/more"), "403:per_session:subscription_limit")
+}

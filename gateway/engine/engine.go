@@ -38,6 +38,14 @@ type Config struct {
 	ConnectionTypes []string
 	// Ack enables the server side of the acknowledged-delivery extension.
 	Ack bool
+	// MaxSubscriptions bounds the channels one session may be subscribed
+	// to; a subscribe that would take it past the bound is refused whole
+	// with 403:per_session:subscription_limit. Default 1000.
+	MaxSubscriptions int
+	// MaxSubscribeChannels bounds the channels one /meta/subscribe message
+	// may name; a longer list is refused whole with
+	// 403:per_message:subscription_limit. Default 100.
+	MaxSubscribeChannels int
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +66,12 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.ConnectionTypes) == 0 {
 		c.ConnectionTypes = []string{"websocket", "long-polling", "callback-polling"}
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 1000
+	}
+	if c.MaxSubscribeChannels <= 0 {
+		c.MaxSubscribeChannels = 100
 	}
 }
 
@@ -133,6 +147,9 @@ type Stats struct {
 	Delivered  atomic.Int64 // messages queued to sessions
 	Dropped    atomic.Int64 // sessions disconnected as slow
 	Expired    atomic.Int64 // sessions expired
+	// SubscribeLimited counts subscribe messages refused by
+	// MaxSubscriptions or MaxSubscribeChannels.
+	SubscribeLimited atomic.Int64
 }
 
 // New returns an Engine with cfg and opts applied. It starts nothing.

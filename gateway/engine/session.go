@@ -603,16 +603,38 @@ func (s *Session) takeSubscriptions() []string {
 	return list
 }
 
-func (s *Session) addSub(ch string) bool {
+// addSub records a subscription to ch and reports whether it is new. It
+// fails with errSubscribeFailed once the session is closed, and with
+// errSubscriptionsPerSession when ch is new and the session already has
+// max subscriptions.
+func (s *Session) addSub(ch string, max int) (bool, *bayeux.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state == StateClosed {
-		return false
+	switch {
+	case s.state == StateClosed:
+		return false, errSubscribeFailed
+	case slices.Contains(s.subs, ch):
+		return false, nil
+	case len(s.subs) >= max:
+		return false, errSubscriptionsPerSession
 	}
-	if !slices.Contains(s.subs, ch) {
-		s.subs = append(s.subs, ch)
+	s.subs = append(s.subs, ch)
+	return true, nil
+}
+
+// subscriptionsAfter returns how many subscriptions the session would have
+// once subscribed to names as well (which may repeat, or name channels it
+// is already subscribed to).
+func (s *Session) subscriptionsAfter(names []string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.subs)
+	for i, ch := range names {
+		if !slices.Contains(s.subs, ch) && !slices.Contains(names[:i], ch) {
+			n++
+		}
 	}
-	return true
+	return n
 }
 
 func (s *Session) removeSub(ch string) {
