@@ -2,7 +2,10 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,4 +137,90 @@ func TestSubscribeLimitsDefault(t *testing.T) {
 		t.Fatalf("%d subscriptions; want 1000", got)
 	}
 	wantFailure(t, c.subscribe("/one/more"), "403:per_session:subscription_limit")
+}
+
+// A connect held on a websocket keeps of its request only what the reply
+// needs, not the request's ext: sessions that each sent a 1 MiB ext with
+// their held connect retain far less than that. The bound, 100 KiB per
+// session, is a tenth of the ext and over ten times what a held connect
+// costs without it (about 1 KB). The reply still answers the timesync
+// the request asked for.
+func TestHeldConnectDoesNotRetainExt(t *testing.T) {
+	// Not parallel: it measures the heap.
+	const (
+		sessions = 10
+		extBytes = 1 << 20
+		bound    = extBytes / 10
+		tc       = 1234567 // the client's timesync clock
+	)
+	// Holds and sessions that outlast a slow (race-detector) run.
+	srv := newServer(t, time.Minute, func(c *config.Config) {
+		c.Bayeux.MaxInterval = config.Duration(time.Minute)
+		c.Limits.MaxRequestBytes = 2 * extBytes
+	})
+	pad := strings.Repeat("x", extBytes)
+	clients := make([]*gatewaytest.WSClient, sessions)
+	for i := range clients {
+		ws, _, err := gatewaytest.DialWebSocket(gatewaytest.Context(t), srv.WSURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		if r, _, err := ws.Handshake(prompt, nil); err != nil || !r.Successful() {
+			t.Fatalf("handshake: %v %v", r, err)
+		}
+		if r, _, err := ws.Call(prompt, "/meta/connect", M{"connectionType": "websocket", "advice": M{"timeout": 0}}); err != nil || !r.Successful() {
+			t.Fatalf("first connect: %v %v", r, err)
+		}
+		clients[i] = ws
+	}
+	before := heapAlloc()
+	for _, ws := range clients {
+		frame := `[{"channel":"/meta/connect","id":"9","clientId":"` + ws.ClientID + `","connectionType":"websocket",` +
+			`"ext":{"pad":"` + pad + `","timesync":{"tc":` + fmt.Sprint(tc) + `,"l":100,"o":5000}}}]`
+		if err := ws.SendRaw([]byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		s := srv.Engine().Session(ws.ClientID)
+		gatewaytest.Eventually(t, gatewaytest.DefaultTimeout, func() error {
+			if !s.Held() {
+				return errors.New("connect not held")
+			}
+			return nil
+		})
+	}
+	after := heapAlloc()
+	runtime.KeepAlive(pad) // live in both measures
+	per := (int64(after) - int64(before)) / sessions
+	t.Logf("held connects with a %d-byte ext: %d bytes retained per session", extBytes, per)
+	if per > bound {
+		t.Errorf("each held connect retains %d bytes; want at most %d (its request's ext was %d bytes)", per, bound, extBytes)
+	}
+
+	// The reply still carries what the timesync extension kept.
+	ws := clients[0]
+	srv.Engine().Session(ws.ClientID).Disconnect()
+	frames, err := ws.ReadUntil(prompt, func(m M) bool { return m.Channel() == "/meta/connect" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := gatewaytest.FindReply(frames[len(frames)-1], "/meta/connect", "")
+	ts := r.Obj("ext").Obj("timesync")
+	if ts["tc"] != float64(tc) {
+		t.Fatalf("held connect reply %v; want ext.timesync with tc %d echoed", r, tc)
+	}
+	for _, k := range []string{"ts", "p"} {
+		if _, ok := ts[k].(float64); !ok {
+			t.Errorf("ext.timesync.%s = %v; want a number", k, ts[k])
+		}
+	}
+}
+
+// heapAlloc returns the bytes of live heap objects after a full collection.
+func heapAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

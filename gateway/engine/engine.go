@@ -106,6 +106,9 @@ func WithExtension(x Extension) Option {
 		if s, ok := x.(Sender); ok {
 			e.senders = append(e.senders, s)
 		}
+		if k, ok := x.(ExtKeeper); ok {
+			e.keepers = append(e.keepers, k)
+		}
 	})
 }
 
@@ -117,6 +120,7 @@ type Engine struct {
 	policy     Policy   // the policies composed, or DefaultPolicy
 	policies   []Policy // as added by WithPolicy
 	extensions []Extension
+	keepers    []ExtKeeper // the extensions that are also ExtKeepers
 
 	sessionsMu sync.RWMutex // guards sessions, users
 	sessions   map[string]*Session

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"sync"
@@ -360,12 +359,14 @@ func (s *Session) Park(x *Exchange) *Hold {
 
 // ParkPush holds connect exchange x for a push transport, which is told of
 // the hold's end through its Conn and answers it with Pull. Only what the
-// reply needs of the request is kept, so that an idle session does not
-// retain the decoded batch and the frame it came in.
+// reply needs of the request is kept (its channel, its id, and the ext
+// fields that ExtKeeper extensions keep), so that an idle session retains
+// neither the decoded batch and the frame it came in, nor an ext its
+// client made large.
 func (s *Session) ParkPush(x *Exchange) *Hold {
 	req := x.Request
 	slim := *x
-	slim.Request = &bayeux.Message{Channel: req.Channel, ID: req.ID, Ext: bytes.Clone(req.Ext)}
+	slim.Request = &bayeux.Message{Channel: req.Channel, ID: req.ID, Ext: s.e.keptExt(req.Ext)}
 	return s.park(&Hold{x: &slim})
 }
 
