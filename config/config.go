@@ -115,7 +115,8 @@ type BayeuxConfig struct {
 	DuplicateConnectStatus int `yaml:"duplicateConnectStatus"`
 }
 
-// LimitsConfig bounds what one request may carry.
+// LimitsConfig bounds what one request may carry, and what one session
+// may hold.
 type LimitsConfig struct {
 	// MaxRequestBytes bounds an HTTP request body or a websocket frame, in
 	// bytes; a larger body is answered with HTTP 413 (websocket: close
@@ -124,6 +125,15 @@ type LimitsConfig struct {
 	// MaxBatch bounds the number of messages in one request or frame; a
 	// larger batch is answered with HTTP 413. Default 256.
 	MaxBatch int `yaml:"maxBatch"`
+	// MaxSubscriptionsPerSession bounds the channels one session may be
+	// subscribed to (each costs memory for the session's life); a
+	// /meta/subscribe that would go past it is refused whole with
+	// 403:per_session:subscription_limit. Default 1000.
+	MaxSubscriptionsPerSession int `yaml:"maxSubscriptionsPerSession"`
+	// MaxChannelsPerSubscribe bounds the channels one /meta/subscribe
+	// message may name; a longer list is refused whole with
+	// 403:per_message:subscription_limit. Default 100.
+	MaxChannelsPerSubscribe int `yaml:"maxChannelsPerSubscribe"`
 }
 
 // TransportsConfig holds per-transport settings.

@@ -79,6 +79,8 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"origin", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"app.example"} }, "cors.allowedOrigins[0]: app.example"},
 		{"level", func(c *config.Config) { c.Log.Level = "loud" }, "log.level: loud"},
 		{"status", func(c *config.Config) { c.Bayeux.DuplicateConnectStatus = 200 }, "bayeux.duplicateConnectStatus: 200"},
+		{"subscriptions", func(c *config.Config) { c.Limits.MaxSubscriptionsPerSession = -1 }, "limits.maxSubscriptionsPerSession: -1: must be > 0"},
+		{"channels", func(c *config.Config) { c.Limits.MaxChannelsPerSubscribe = -5 }, "limits.maxChannelsPerSubscribe: -5: must be > 0"},
 	}
 	for _, tt := range tests {
 		c := config.Default()

@@ -46,6 +46,8 @@ func (c *Config) SetDefaults() {
 
 	setInt(&c.Limits.MaxRequestBytes, 256<<10)
 	setInt(&c.Limits.MaxBatch, 256)
+	setInt(&c.Limits.MaxSubscriptionsPerSession, 1000)
+	setInt(&c.Limits.MaxChannelsPerSubscribe, 100)
 
 	ws := &c.Transports.WebSocket
 	setInt(&ws.ReadBufferSize, 512)
@@ -221,6 +223,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBatch < 1 {
 		bad("limits.maxBatch", c.Limits.MaxBatch, "must be > 0")
+	}
+	if c.Limits.MaxSubscriptionsPerSession < 1 {
+		bad("limits.maxSubscriptionsPerSession", c.Limits.MaxSubscriptionsPerSession, "must be > 0")
+	}
+	if c.Limits.MaxChannelsPerSubscribe < 1 {
+		bad("limits.maxChannelsPerSubscribe", c.Limits.MaxChannelsPerSubscribe, "must be > 0")
 	}
 	ws := c.Transports.WebSocket
 	if ws.ReadBufferSize < 128 {

@@ -34,7 +34,9 @@ func (f optionFunc) apply(s *Server) { f(s) }
 // WithLogger sets the server's logger. Default slog.Default().
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(s *Server) { s.log = l }) }
 
-// WithEngineOptions passes options (policy, extensions) to the engine.
+// WithEngineOptions passes options (policy, extensions) to the engine,
+// after the server's own. A policy passed here is added to the auth
+// backend's (auth.backend), which is asked first: both must allow.
 func WithEngineOptions(opts ...engine.Option) Option {
 	return optionFunc(func(s *Server) { s.engineOpts = append(s.engineOpts, opts...) })
 }
@@ -84,6 +86,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if cfg.Auth.Backend != "" {
 		eopts = append(eopts, engine.WithPolicy(router), engine.WithExtension(router))
 	}
+	// Policies compose: an embedder's policy is asked after the auth
+	// backend's, and sees the user it bound.
 	eopts = append(eopts, s.engineOpts...)
 	s.engine = engine.New(engine.Config{
 		Timeout:                b.Timeout.D(),
@@ -96,6 +100,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		MetaConnectDeliverOnly: b.MetaConnectDeliverOnly,
 		ConnectionTypes:        b.ConnectionTypes,
 		Ack:                    *cfg.Extensions.Ack,
+		MaxSubscriptions:       cfg.Limits.MaxSubscriptionsPerSession,
+		MaxSubscribeChannels:   cfg.Limits.MaxChannelsPerSubscribe,
 	}, eopts...)
 	ws := cfg.Transports.WebSocket
 	s.transport = transport.NewHandler(s.engine, transport.Config{

@@ -38,6 +38,14 @@ type Config struct {
 	ConnectionTypes []string
 	// Ack enables the server side of the acknowledged-delivery extension.
 	Ack bool
+	// MaxSubscriptions bounds the channels one session may be subscribed
+	// to; a subscribe that would take it past the bound is refused whole
+	// with 403:per_session:subscription_limit. Default 1000.
+	MaxSubscriptions int
+	// MaxSubscribeChannels bounds the channels one /meta/subscribe message
+	// may name; a longer list is refused whole with
+	// 403:per_message:subscription_limit. Default 100.
+	MaxSubscribeChannels int
 }
 
 func (c *Config) setDefaults() {
@@ -59,6 +67,12 @@ func (c *Config) setDefaults() {
 	if len(c.ConnectionTypes) == 0 {
 		c.ConnectionTypes = []string{"websocket", "long-polling", "callback-polling"}
 	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 1000
+	}
+	if c.MaxSubscribeChannels <= 0 {
+		c.MaxSubscribeChannels = 100
+	}
 }
 
 // Option configures programmatic hooks of an Engine that configuration
@@ -72,8 +86,18 @@ func (f optionFunc) apply(e *Engine) { f(e) }
 // WithLogger sets the logger. Default slog.Default().
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(e *Engine) { e.log = l }) }
 
-// WithPolicy sets the security policy. Default DefaultPolicy.
-func WithPolicy(p Policy) Option { return optionFunc(func(e *Engine) { e.policy = p }) }
+// WithPolicy adds a security policy. Policies compose: each operation
+// must be allowed by every policy added, asked in the order added, and the
+// first denial is the one sent (see Policies). Without any, DefaultPolicy
+// applies; a policy that keeps its rules (no meta channels) embeds it.
+// A nil p is ignored.
+func WithPolicy(p Policy) Option {
+	return optionFunc(func(e *Engine) {
+		if p != nil {
+			e.policies = append(e.policies, p)
+		}
+	})
+}
 
 // WithExtension adds a server extension; extensions run in the order added.
 func WithExtension(x Extension) Option {
@@ -81,6 +105,9 @@ func WithExtension(x Extension) Option {
 		e.extensions = append(e.extensions, x)
 		if s, ok := x.(Sender); ok {
 			e.senders = append(e.senders, s)
+		}
+		if k, ok := x.(ExtKeeper); ok {
+			e.keepers = append(e.keepers, k)
 		}
 	})
 }
@@ -90,8 +117,10 @@ func WithExtension(x Extension) Option {
 type Engine struct {
 	cfg        Config
 	log        *slog.Logger
-	policy     Policy
+	policy     Policy   // the policies composed, or DefaultPolicy
+	policies   []Policy // as added by WithPolicy
 	extensions []Extension
+	keepers    []ExtKeeper // the extensions that are also ExtKeepers
 
 	sessionsMu sync.RWMutex // guards sessions, users
 	sessions   map[string]*Session
@@ -122,6 +151,9 @@ type Stats struct {
 	Delivered  atomic.Int64 // messages queued to sessions
 	Dropped    atomic.Int64 // sessions disconnected as slow
 	Expired    atomic.Int64 // sessions expired
+	// SubscribeLimited counts subscribe messages refused by
+	// MaxSubscriptions or MaxSubscribeChannels.
+	SubscribeLimited atomic.Int64
 }
 
 // New returns an Engine with cfg and opts applied. It starts nothing.
@@ -130,7 +162,6 @@ func New(cfg Config, opts ...Option) *Engine {
 	e := &Engine{
 		cfg:      cfg,
 		log:      slog.Default(),
-		policy:   DefaultPolicy{},
 		sessions: make(map[string]*Session),
 		users:    make(map[string]map[*Session]struct{}),
 		channels: newChannels(),
@@ -138,6 +169,14 @@ func New(cfg Config, opts ...Option) *Engine {
 	}
 	for _, o := range opts {
 		o.apply(e)
+	}
+	switch len(e.policies) {
+	case 0:
+		e.policy = DefaultPolicy{}
+	case 1:
+		e.policy = e.policies[0]
+	default:
+		e.policy = Policies(e.policies)
 	}
 	return e
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
@@ -26,6 +27,49 @@ type Extension interface {
 // recipient gets (a broadcast is encoded once for all its subscribers).
 type Sender interface {
 	Send(m *bayeux.Message)
+}
+
+// ExtKeeper is implemented by an Extension whose Outgoing reads the
+// request's ext in the reply to a /meta/connect. A connect held for a push
+// transport keeps of its request only what the reply needs: the channel,
+// the id, and an ext made of the fields that the extensions' KeepExt
+// return, so that an idle session does not retain what its client sent
+// (see Session.ParkPush). An Extension that is not an ExtKeeper finds no
+// ext in the request of a held connect's reply.
+type ExtKeeper interface {
+	// KeepExt returns the field of the request's ext that Outgoing will
+	// need, or false for none. The value must be small and must not share
+	// memory with ext.
+	KeepExt(ext json.RawMessage) (bayeux.ExtField, bool)
+}
+
+// keptExt returns the ext object a held connect keeps of request ext: the
+// fields the ExtKeepers keep, or nil.
+func (e *Engine) keptExt(ext json.RawMessage) json.RawMessage {
+	if len(ext) == 0 {
+		return nil
+	}
+	var out []byte
+	for _, k := range e.keepers {
+		f, ok := k.KeepExt(ext)
+		if !ok {
+			continue
+		}
+		key, err := json.Marshal(f.Key)
+		if err != nil || !json.Valid(f.Value) {
+			continue
+		}
+		if out == nil {
+			out = append(out, '{')
+		} else {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, key...), ':'), f.Value...)
+	}
+	if out == nil {
+		return nil
+	}
+	return append(out, '}')
 }
 
 // Exchange is one request message and its reply.

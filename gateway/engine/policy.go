@@ -55,6 +55,55 @@ func (DefaultPolicy) CanPublish(_ context.Context, _ *Session, ch string, _ *bay
 	return nil
 }
 
+// Policies is a Policy made of several: an operation is allowed only when
+// every one of them allows it. They are asked in order, and the first
+// denial ends the check and is the one returned, so a later policy sees
+// only what the earlier ones allowed (in CanHandshake, for example, the
+// user an earlier policy bound to the session). WithPolicy builds one.
+type Policies []Policy
+
+var _ Policy = Policies(nil)
+
+// CanHandshake asks each policy in turn.
+func (ps Policies) CanHandshake(ctx context.Context, s *Session, m *bayeux.Message) error {
+	for _, p := range ps {
+		if err := p.CanHandshake(ctx, s, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CanCreate asks each policy in turn.
+func (ps Policies) CanCreate(ctx context.Context, s *Session, ch string, m *bayeux.Message) error {
+	for _, p := range ps {
+		if err := p.CanCreate(ctx, s, ch, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CanSubscribe asks each policy in turn.
+func (ps Policies) CanSubscribe(ctx context.Context, s *Session, ch string, m *bayeux.Message) error {
+	for _, p := range ps {
+		if err := p.CanSubscribe(ctx, s, ch, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CanPublish asks each policy in turn.
+func (ps Policies) CanPublish(ctx context.Context, s *Session, ch string, m *bayeux.Message) error {
+	for _, p := range ps {
+		if err := p.CanPublish(ctx, s, ch, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ErrDenied is returned by a Policy to deny with the operation's standard
 // error.
 var ErrDenied = errors.New("engine: denied by security policy")

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
@@ -177,6 +178,10 @@ func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 		r.Advice.Interval = 1000
 		return
 	}
+	if !e.commonConnectionType(m.SupportedConnectionTypes) {
+		r.Fail(errConnectionTypes)
+		return
+	}
 	s := newSession(e, c)
 	if err := e.policy.CanHandshake(ctx, s, m); err != nil {
 		r.Fail(e.denial(err, bayeux.ErrHandshakeDenied, "handshake"))
@@ -221,6 +226,32 @@ func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 	}
 }
 
+// errConnectionTypes answers a handshake whose supportedConnectionTypes
+// has none of the server's: the spec requires a failure (CometD accepts it,
+// Faye refuses it with 301). Handshaking again with the same list cannot
+// succeed, hence reconnect "none".
+var errConnectionTypes = &bayeux.Error{Code: 301, Message: "connection_types_unsupported", Reconnect: bayeux.ReconnectNone}
+
+// commonConnectionType reports whether a handshake's
+// supportedConnectionTypes names a type the server offers. A missing list
+// (Dojo 1.7 sends none) is accepted, as CometD does; an empty one names
+// none. Faye's "cross-origin-long-polling" is long-polling with CORS, which
+// the long-polling transport serves.
+func (e *Engine) commonConnectionType(client []string) bool {
+	if client == nil {
+		return true
+	}
+	for _, t := range client {
+		if t == "cross-origin-long-polling" {
+			t = "long-polling"
+		}
+		if slices.Contains(e.cfg.ConnectionTypes, t) {
+			return true
+		}
+	}
+	return false
+}
+
 var unknownConnect = &bayeux.Advice{Reconnect: bayeux.ReconnectHandshake, Interval: 0, Timeout: -1, MaxInterval: -1}
 
 func (e *Engine) connect(x *Exchange) {
@@ -246,8 +277,12 @@ func (e *Engine) connect(x *Exchange) {
 		if a.Timeout >= 0 && a.Timeout < hold.Milliseconds() {
 			hold = time.Duration(a.Timeout) * time.Millisecond
 		}
+		// A client may ask for a longer pause between connects, which
+		// also delays its expiry, but no longer than the server lets a
+		// session go without a connect: the larger of interval and
+		// maxInterval. The reply advises the interval honoured.
 		if a.Interval >= 0 {
-			s.interval = a.Interval
+			s.interval = min(a.Interval, max(e.cfg.Interval, e.cfg.MaxInterval).Milliseconds())
 		}
 	}
 	if s.ack != nil {
@@ -272,6 +307,13 @@ func (e *Engine) connect(x *Exchange) {
 	x.Hold = hold
 }
 
+// subscribe handles /meta/subscribe. A message naming several channels is
+// checked whole before anything is subscribed: an invalid name, more than
+// MaxSubscribeChannels names, or more new subscriptions than the session
+// has room for under MaxSubscriptions refuses it and subscribes nothing.
+// Then each channel passes the policy in turn; a denial ends the message
+// there, and the channels before it stay subscribed (the reply names the
+// first denial, as CometD's does).
 func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 	m, r, s := x.Request, x.Reply, x.Session
 	r.Subscription = m.Subscription
@@ -279,12 +321,17 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 		r.Fail(bayeux.ErrSessionUnknown)
 		return
 	}
-	names, perr := m.Subscriptions()
+	raws, perr := m.Subscriptions()
 	if perr != nil {
 		r.Fail(perr)
 		return
 	}
-	for _, raw := range names {
+	if len(raws) > e.cfg.MaxSubscribeChannels {
+		e.refuseSubscribe(s, r, errChannelsPerSubscribe, len(raws))
+		return
+	}
+	names := make([]string, 0, len(raws))
+	for _, raw := range raws {
 		name, _, ok := bayeux.ParseChannel(raw)
 		if !ok {
 			r.Fail(bayeux.ErrSubscriptionInvalid)
@@ -293,6 +340,14 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 		if bayeux.KindOf(name) == bayeux.KindService {
 			continue // a no-op, as in CometD: service messages are never broadcast
 		}
+		names = append(names, name)
+	}
+	if n := s.subscriptionsAfter(names); n > e.cfg.MaxSubscriptions {
+		e.refuseSubscribe(s, r, errSubscriptionsPerSession, n)
+		return
+	}
+	var fresh []string // subscribed by this message, to undo on a limit
+	for _, name := range names {
 		if !e.channels.exists(name) {
 			if err := e.policy.CanCreate(ctx, s, name, m); err != nil {
 				r.Fail(e.denial(err, bayeux.ErrCreateDenied, "create"))
@@ -303,9 +358,22 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 			r.Fail(e.denial(err, bayeux.ErrSubscribeDenied, "subscribe"))
 			return
 		}
-		if !s.addSub(name) {
-			r.Fail(errSubscribeFailed)
+		isNew, err := s.addSub(name, e.cfg.MaxSubscriptions)
+		if err == errSubscriptionsPerSession {
+			// Another request of the session took the room meanwhile.
+			for _, ch := range fresh {
+				s.removeSub(ch)
+				e.unsubscribe(s, ch)
+			}
+			e.refuseSubscribe(s, r, err, e.cfg.MaxSubscriptions+1)
 			return
+		}
+		if err != nil {
+			r.Fail(err)
+			return
+		}
+		if isNew {
+			fresh = append(fresh, name)
 		}
 		added, n := e.channels.subscribe(name, s)
 		if s.Closed() { // removed meanwhile: do not leave it behind
@@ -317,6 +385,20 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 			e.notifySubscribed(s, name, n)
 		}
 	}
+}
+
+// Errors of a subscribe refused by a limit.
+var (
+	errSubscriptionsPerSession = &bayeux.Error{Code: 403, Args: "per_session", Message: "subscription_limit"}
+	errChannelsPerSubscribe    = &bayeux.Error{Code: 403, Args: "per_message", Message: "subscription_limit"}
+)
+
+// refuseSubscribe fails reply r with limit error err, counts it and logs
+// it; n is the count that went over the limit.
+func (e *Engine) refuseSubscribe(s *Session, r *bayeux.Message, err *bayeux.Error, n int) {
+	e.stats.SubscribeLimited.Add(1)
+	e.log.Debug("subscribe refused by a limit", "session", s.id, "limit", err.Args, "count", n)
+	r.Fail(err)
 }
 
 var errSubscribeFailed = &bayeux.Error{Code: 403, Message: "subscribe_failed"}

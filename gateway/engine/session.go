@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"sync"
@@ -377,12 +376,14 @@ func (s *Session) Park(x *Exchange) *Hold {
 
 // ParkPush holds connect exchange x for a push transport, which is told of
 // the hold's end through its Conn and answers it with Pull. Only what the
-// reply needs of the request is kept, so that an idle session does not
-// retain the decoded batch and the frame it came in.
+// reply needs of the request is kept (its channel, its id, and the ext
+// fields that ExtKeeper extensions keep), so that an idle session retains
+// neither the decoded batch and the frame it came in, nor an ext its
+// client made large.
 func (s *Session) ParkPush(x *Exchange) *Hold {
 	req := x.Request
 	slim := *x
-	slim.Request = &bayeux.Message{Channel: req.Channel, ID: req.ID, Ext: bytes.Clone(req.Ext)}
+	slim.Request = &bayeux.Message{Channel: req.Channel, ID: req.ID, Ext: s.e.keptExt(req.Ext)}
 	return s.park(&Hold{x: &slim})
 }
 
@@ -620,16 +621,38 @@ func (s *Session) takeSubscriptions() []string {
 	return list
 }
 
-func (s *Session) addSub(ch string) bool {
+// addSub records a subscription to ch and reports whether it is new. It
+// fails with errSubscribeFailed once the session is closed, and with
+// errSubscriptionsPerSession when ch is new and the session already has
+// max subscriptions.
+func (s *Session) addSub(ch string, max int) (bool, *bayeux.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state == StateClosed {
-		return false
+	switch {
+	case s.state == StateClosed:
+		return false, errSubscribeFailed
+	case slices.Contains(s.subs, ch):
+		return false, nil
+	case len(s.subs) >= max:
+		return false, errSubscriptionsPerSession
 	}
-	if !slices.Contains(s.subs, ch) {
-		s.subs = append(s.subs, ch)
+	s.subs = append(s.subs, ch)
+	return true, nil
+}
+
+// subscriptionsAfter returns how many subscriptions the session would have
+// once subscribed to names as well (which may repeat, or name channels it
+// is already subscribed to).
+func (s *Session) subscriptionsAfter(names []string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.subs)
+	for i, ch := range names {
+		if !slices.Contains(s.subs, ch) && !slices.Contains(names[:i], ch) {
+			n++
+		}
 	}
-	return true
+	return n
 }
 
 func (s *Session) removeSub(ch string) {

@@ -20,26 +20,55 @@ type Timesync struct {
 	AccuracyTarget time.Duration
 }
 
-var _ engine.Extension = (*Timesync)(nil)
+var (
+	_ engine.Extension = (*Timesync)(nil)
+	_ engine.ExtKeeper = (*Timesync)(nil)
+)
 
 // Incoming accepts every message.
 func (t *Timesync) Incoming(*engine.Exchange) error { return nil }
+
+// timesyncRequest is the client's ext.timesync.
+type timesyncRequest struct {
+	TC *float64 `json:"tc"`
+	L  *float64 `json:"l"`
+	O  *float64 `json:"o"`
+}
+
+func parseTimesync(ext json.RawMessage) (timesyncRequest, bool) {
+	var in timesyncRequest
+	raw, ok := engine.ExtValue(ext, "timesync")
+	if !ok || json.Unmarshal(raw, &in) != nil || in.TC == nil {
+		return in, false
+	}
+	return in, true
+}
+
+// KeepExt keeps, for the reply to a held connect, the numbers of
+// ext.timesync that Outgoing uses, re-encoded, and nothing else.
+func (t *Timesync) KeepExt(ext json.RawMessage) (bayeux.ExtField, bool) {
+	in, ok := parseTimesync(ext)
+	if !ok {
+		return bayeux.ExtField{}, false
+	}
+	out := append(make([]byte, 0, 80), `{"tc":`...)
+	out = strconv.AppendFloat(out, *in.TC, 'g', -1, 64)
+	if in.L != nil {
+		out = strconv.AppendFloat(append(out, `,"l":`...), *in.L, 'g', -1, 64)
+	}
+	if in.O != nil {
+		out = strconv.AppendFloat(append(out, `,"o":`...), *in.O, 'g', -1, 64)
+	}
+	return bayeux.ExtField{Key: "timesync", Value: append(out, '}')}, true
+}
 
 // Outgoing adds ext.timesync to meta replies that asked for it.
 func (t *Timesync) Outgoing(x *engine.Exchange) {
 	if bayeux.KindOf(x.Request.Channel) != bayeux.KindMeta {
 		return
 	}
-	raw, ok := engine.ExtValue(x.Request.Ext, "timesync")
+	in, ok := parseTimesync(x.Request.Ext)
 	if !ok {
-		return
-	}
-	var in struct {
-		TC *float64 `json:"tc"`
-		L  *float64 `json:"l"`
-		O  *float64 `json:"o"`
-	}
-	if json.Unmarshal(raw, &in) != nil || in.TC == nil {
 		return
 	}
 	tc := int64(*in.TC)
