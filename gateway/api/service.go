@@ -468,6 +468,9 @@ func grpcError(err error) error {
 	if errors.Is(err, engine.ErrInvalidChannel) {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if errors.Is(err, engine.ErrClosing) {
+		return status.Error(codes.Unavailable, "gateway shutting down")
+	}
 	var be *bayeux.Error
 	if !errors.As(err, &be) {
 		return status.Error(codes.Internal, err.Error())

@@ -343,13 +343,28 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 			events = x.Session.Complete(x, events, room)
 		}
 	}
-	if b.Session != nil && c.h.cfg.WebSocket.MessagesPerFrame == 0 {
+	// A batch that ended its session (a disconnect) first completes the
+	// connect held before, with what is left: clients close the
+	// connection only if no connect is outstanding when the disconnect
+	// reply arrives.
+	var prior *engine.Exchange
+	ended := b.Session != nil && b.Session.Closed()
+	if ended {
+		events, prior = b.Session.Ended(events)
+	} else if b.Session != nil && c.h.cfg.WebSocket.MessagesPerFrame == 0 {
 		// With a per-frame limit, queued events are left to the flush,
 		// which splits them.
 		events = b.Session.Take(events, 0)
 	}
 	b.End()
 	out, n := c.openFrame(*buf, events)
+	if prior != nil {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = bayeux.AppendMessage(out, prior.Reply)
+		n++
+	}
 	// A publish whose answer follows waits for it, unless events go now.
 	// (openFrame has taken any replies held before: they go now.)
 	deferOK := len(events) == 0 && c.h.cfg.WebSocket.AnswerWait > 0
@@ -377,7 +392,13 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	if deferred {
 		c.armAckTimer()
 	}
-	return n == 0 || c.writeLocked(out)
+	if n > 0 && !c.writeLocked(out) {
+		return false
+	}
+	if ended && c.bound.Load() == b.Session {
+		c.endLocked(b.Session)
+	}
+	return true
 }
 
 // openFrame starts a frame in buf: room for its header, then '[', the
@@ -500,18 +521,26 @@ func (c *wsConn) flush() {
 			return
 		}
 	}
-	if s.Closed() && c.bound.Load() == s {
-		switch s.CloseReason() {
-		case engine.CloseDisconnect:
-			// The client asked; it closes the socket itself.
-		case engine.CloseShutdown:
-			c.closeLocked(websocket.CloseGoingAway, "server shutdown")
-		case engine.CloseSlow:
+	if s.Closed() && c.bound.Load() == s && !s.InBatch() {
+		c.endLocked(s)
+	}
+}
+
+// endLocked closes the connection of ended session s, after what is
+// pending, with a code for why it ended; the caller holds wmu.
+func (c *wsConn) endLocked(s *engine.Session) {
+	switch s.CloseReason() {
+	case engine.CloseDisconnect:
+		c.closeLocked(websocket.CloseNormalClosure, "disconnected")
+	case engine.CloseShutdown:
+		c.closeLocked(websocket.CloseGoingAway, "server shutdown")
+	case engine.CloseSlow:
+		if !c.closed.Load() {
 			c.h.stats.slowClosed.Add(1)
-			c.abortLocked(websocket.ClosePolicyViolation, "slow client")
-		default:
-			c.closeLocked(websocket.CloseNormalClosure, "Destroy")
 		}
+		c.abortLocked(websocket.ClosePolicyViolation, "slow client")
+	default:
+		c.closeLocked(websocket.CloseNormalClosure, "Destroy")
 	}
 }
 
