@@ -288,6 +288,12 @@ func (c *wsConn) handleFrame(data []byte) (ok bool) {
 		c.h.cfg.Logger.Debug("websocket batch too large", "remote", c.client.RemoteAddr)
 		c.closeWith(websocket.CloseMessageTooBig, "too many messages")
 		return false
+	case errors.Is(err, bayeux.ErrInvalidUTF8):
+		// RFC 6455 section 8.1: a text frame that is not UTF-8 fails the
+		// connection with 1007.
+		c.h.cfg.Logger.Debug("websocket frame is not valid UTF-8", "remote", c.client.RemoteAddr)
+		c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8")
+		return false
 	case err != nil:
 		c.h.cfg.Logger.Debug("bad websocket frame", "remote", c.client.RemoteAddr, "err", err)
 		c.closeWith(websocket.CloseInternalServerErr, "bad JSON")
