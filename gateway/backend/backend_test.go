@@ -204,10 +204,16 @@ func (c *client) none(d time.Duration) {
 
 func eventually(t *testing.T, what string, fn func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
+	within(t, testTimeout, what, fn)
+}
+
+// within polls fn until it reports true, failing the test after d.
+func within(t *testing.T, d time.Duration, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !fn() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -724,6 +730,158 @@ func TestErrorFromStatus(t *testing.T) {
 	for _, tt := range tests {
 		if got := backend.ErrorFromStatus(tt.err).Error(); got != tt.want {
 			t.Errorf("ErrorFromStatus(%v) = %q; want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+// restartable is a gRPC backend on a fixed loopback port that a test stops
+// and starts again, as a redeployed or crashed backend. register is called
+// for each new server, with its instance number (1, 2, ...).
+type restartable struct {
+	t        *testing.T
+	addr     string
+	register func(s *grpc.Server, instance int)
+	started  int
+	srv      *grpc.Server
+}
+
+func newRestartable(t *testing.T, register func(*grpc.Server, int)) *restartable {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &restartable{t: t, addr: ln.Addr().String(), register: register}
+	b.serve(ln)
+	t.Cleanup(func() { b.srv.Stop() })
+	return b
+}
+
+func (b *restartable) serve(ln net.Listener) {
+	b.started++
+	b.srv = grpc.NewServer()
+	b.register(b.srv, b.started)
+	go b.srv.Serve(ln)
+}
+
+// stop ends the server and every connection and stream to it.
+func (b *restartable) stop() { b.srv.Stop() }
+
+// start serves a new instance on the same address.
+func (b *restartable) start() {
+	b.t.Helper()
+	ln, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		b.t.Fatalf("listen again on %s: %v", b.addr, err)
+	}
+	b.serve(ln)
+}
+
+// refuse accepts connections on addr and closes them at once, as the port
+// of a backend that is down, until the returned function is called. It
+// counts the gateway's connection attempts.
+func refuse(t *testing.T, addr string) (attempts *atomic.Int32, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	attempts = new(atomic.Int32)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			c.Close()
+		}
+	}()
+	return attempts, func() { ln.Close(); <-done }
+}
+
+// instanceBackend registers a contract whose calls answer the instance
+// number and whose streams tick {"instance","n"} with offsets resuming
+// after resume_after.
+func instanceBackend(s *grpc.Server, instance int) {
+	backendv1.RegisterBackendServer(s, &contract{
+		call: func(context.Context, *backendv1.CallRequest) (*backendv1.CallResponse, error) {
+			return &backendv1.CallResponse{Data: []byte(fmt.Sprint(instance))}, nil
+		},
+		subscribe: func(r *backendv1.SubscribeRequest, s grpc.ServerStreamingServer[backendv1.StreamMessage]) error {
+			for off := r.GetResumeAfter() + 1; ; off++ {
+				data := fmt.Sprintf(`{"instance":%d,"n":%d}`, instance, off)
+				if err := s.Send(&backendv1.StreamMessage{Data: []byte(data), Offset: off}); err != nil {
+					return err
+				}
+				select {
+				case <-s.Context().Done():
+					return nil
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		},
+	})
+}
+
+// TestRecoveryAfterBackendRestart stops a real backend, keeps its port
+// refusing connections while the gateway's connection backoff grows to its
+// bound, then starts a new backend on the same port: calls and streams
+// must work again well before gRPC's default backoff (up to 120s) would
+// have retried.
+func TestRecoveryAfterBackendRestart(t *testing.T) {
+	const recoverWithin = 5 * time.Second // 25 times the test's maxDelay
+	b := newRestartable(t, instanceBackend)
+	sp := spec(b.addr)
+	sp.ReconnectBaseDelay, sp.ReconnectMaxDelay = 20*time.Millisecond, 200*time.Millisecond
+	n := newNode(t, backend.Config{Backends: map[string]backend.Spec{"b": sp}, Routes: []backend.RouteSpec{
+		{Channel: "/service/x", Backend: "b", Type: backend.TypeCall},
+		{Channel: "/stocks/*", Backend: "b", Type: backend.TypeStream},
+	}})
+	caller, _ := n.client(t, "")
+	sub, _ := n.client(t, "")
+	sub.send(`{"channel":"/meta/subscribe","clientId":"$ID","subscription":"/stocks/A"}`)
+	instanceOf := func(ev map[string]any) float64 {
+		d, _ := ev["data"].(map[string]any)
+		i, _ := d["instance"].(float64)
+		return i
+	}
+	if ev := sub.next(); instanceOf(ev) != 1 {
+		t.Fatalf("first tick = %v", ev)
+	}
+	call := func() map[string]any {
+		caller.send(`{"id":"1","channel":"/service/x","clientId":"$ID","data":{}}`)
+		return caller.next()
+	}
+	if r := call(); r["data"] != 1.0 {
+		t.Fatalf("call = %v", r)
+	}
+
+	b.stop()
+	attempts, stopRefusing := refuse(t, b.addr)
+	if r := call(); r["successful"] != false || !strings.HasPrefix(fmt.Sprint(r["error"]), "503:Unavailable:") {
+		t.Errorf("call during the outage = %v; want a 503 failure", r)
+	}
+	// Seven failed attempts: the backoff (20ms growing 1.6x) has reached
+	// its 200ms bound.
+	eventually(t, "reconnection attempts", func() bool { return attempts.Load() >= 7 })
+	stopRefusing()
+	b.start()
+	restarted := time.Now()
+
+	var r map[string]any
+	within(t, recoverWithin, "calls work again after the backend came back", func() bool {
+		r = call()
+		return r["successful"] == true
+	})
+	if r["data"] != 2.0 {
+		t.Errorf("call after the restart = %v; want instance 2", r)
+	}
+	for instanceOf(sub.next()) != 2 {
+		if time.Since(restarted) > recoverWithin {
+			t.Fatalf("the stream did not reopen within %v of the backend coming back", recoverWithin)
 		}
 	}
 }

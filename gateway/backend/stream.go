@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -17,10 +18,15 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Backoff bounds for reopening broken streams.
+// Pauses before a broken stream is reopened: from streamBackoffMin,
+// doubling up to the backend's ReconnectMaxDelay while it keeps failing
+// without delivering anything, and streamPermanentPause after an error that
+// a quick retry cannot fix. A stream opened while the backend is
+// unreachable waits for the connection (gRPC's wait-for-ready), so that it
+// reopens as soon as the backend is back, within the connection backoff.
 const (
-	streamBackoffMin = 100 * time.Millisecond
-	streamBackoffMax = 10 * time.Second
+	streamBackoffMin     = 100 * time.Millisecond
+	streamPermanentPause = 10 * time.Second
 )
 
 // streamKey names one upstream stream: per subscribed channel for contract
@@ -102,33 +108,41 @@ func (r *Router) OpenStreams() int {
 }
 
 // runStream keeps one upstream stream open until ctx ends, reopening it
-// with exponential backoff and jitter when it breaks.
+// with exponential backoff and jitter when it breaks. The first break
+// after a healthy stream is logged as a warning, further ones at debug.
 func (r *Router) runStream(ctx context.Context, st *activeStream) {
 	defer r.wg.Done()
 	var last uint64
 	reopened := false
-	backoff := streamBackoffMin
+	maxBackoff := st.key.rt.b.spec.ReconnectMaxDelay
+	backoff := min(streamBackoffMin, maxBackoff)
+	fails := 0
 	for {
 		got, err := r.pump(ctx, st, &last, reopened)
 		if ctx.Err() != nil {
 			return
 		}
 		if got {
-			backoff = streamBackoffMin
+			backoff, fails = min(streamBackoffMin, maxBackoff), 0
 		}
+		pause := backoff/2 + rand.N(backoff/2+1)
 		if permanent(err) {
 			// Retrying soon cannot help; keep trying slowly in case the
 			// backend is fixed or redeployed.
-			backoff = streamBackoffMax
+			pause = streamPermanentPause
 		}
-		r.log.Warn("backend stream broke; reopening", "route", st.key.rt.pattern, "channel", st.key.channel, "backend", st.key.rt.Backend, "err", err, "in", backoff)
-		pause := backoff/2 + rand.N(backoff/2+1)
+		fails++
+		level := slog.LevelDebug
+		if fails == 1 {
+			level = slog.LevelWarn
+		}
+		r.log.Log(ctx, level, "backend stream broke; reopening", "route", st.key.rt.pattern, "channel", st.key.channel, "backend", st.key.rt.Backend, "err", err, "in", pause, "failures", fails)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
-		backoff = min(2*backoff, streamBackoffMax)
+		backoff = min(2*backoff, maxBackoff)
 		reopened = true
 	}
 }
@@ -162,7 +176,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 		if err != nil {
 			return false, err
 		}
-		cs, err := rt.b.grpc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, rt.method.fullName)
+		cs, err := rt.b.grpc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, rt.method.fullName, grpc.WaitForReady(true))
 		if err != nil {
 			return false, err
 		}
@@ -189,7 +203,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 			return &upstream{data: data, channel: ch}, nil
 		}
 	} else {
-		cs, err := rt.b.contract.Subscribe(ctx, &backendv1.SubscribeRequest{Channel: st.key.channel, ResumeAfter: *last})
+		cs, err := rt.b.contract.Subscribe(ctx, &backendv1.SubscribeRequest{Channel: st.key.channel, ResumeAfter: *last}, grpc.WaitForReady(true))
 		if err != nil {
 			return false, err
 		}
