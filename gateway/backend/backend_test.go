@@ -885,3 +885,85 @@ func TestRecoveryAfterBackendRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamEpochAfterRestart restarts a real backend under an open stream.
+// The new instance continues the offsets right after the last one the
+// gateway received, so only the epoch tells an exact resume (same epoch:
+// nothing lost, no notice) from a restarted backend that numbers anew (a
+// new epoch: subscribers get a gap notice).
+func TestStreamEpochAfterRestart(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		epochs  []string // per instance
+		wantGap bool
+	}{
+		{"same epoch", []string{"e1", "e1"}, false},
+		{"new epoch", []string{"e1", "e2"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var reqs []*backendv1.SubscribeRequest
+			b := newRestartable(t, func(s *grpc.Server, instance int) {
+				epoch := tt.epochs[instance-1]
+				backendv1.RegisterBackendServer(s, &contract{subscribe: func(r *backendv1.SubscribeRequest, s grpc.ServerStreamingServer[backendv1.StreamMessage]) error {
+					mu.Lock()
+					reqs = append(reqs, r)
+					mu.Unlock()
+					for off := r.GetResumeAfter() + 1; ; off++ {
+						data := fmt.Sprintf(`{"instance":%d,"n":%d}`, instance, off)
+						if err := s.Send(&backendv1.StreamMessage{Data: []byte(data), Offset: off, Epoch: epoch}); err != nil {
+							return err
+						}
+						select {
+						case <-s.Context().Done():
+							return nil
+						case <-time.After(10 * time.Millisecond):
+						}
+					}
+				}})
+			})
+			n := newNode(t, backend.Config{Backends: map[string]backend.Spec{"b": spec(b.addr)}, Routes: []backend.RouteSpec{{Channel: "/stocks/*", Backend: "b", Type: backend.TypeStream}}})
+			c, _ := n.client(t, "")
+			c.send(`{"channel":"/meta/subscribe","clientId":"$ID","subscription":"/stocks/A"}`)
+			type tick struct{ Instance, N int }
+			var ticks []tick
+			gap := false
+			read := func() {
+				ev := c.next()
+				if ext, _ := ev["ext"].(map[string]any); ext != nil && fmt.Sprint(ext["cometgate"]) == "map[gap:true]" {
+					gap = true
+					return
+				}
+				raw, _ := json.Marshal(ev["data"])
+				var tk tick
+				if err := json.Unmarshal(raw, &tk); err != nil {
+					t.Fatalf("event %v: %v", ev, err)
+				}
+				ticks = append(ticks, tk)
+			}
+			for len(ticks) < 3 {
+				read()
+			}
+			b.stop()
+			b.start()
+			for ticks[len(ticks)-1].Instance != 2 {
+				read()
+			}
+			if gap != tt.wantGap {
+				t.Errorf("gap notice = %v; want %v (ticks %v)", gap, tt.wantGap, ticks)
+			}
+			for i := 1; i < len(ticks); i++ {
+				if ticks[i].N != ticks[i-1].N+1 {
+					t.Errorf("ticks %v are not continuous", ticks)
+					break
+				}
+			}
+			mu.Lock()
+			last := reqs[len(reqs)-1]
+			mu.Unlock()
+			if last.GetResumeEpoch() != "e1" || last.GetResumeAfter() == 0 {
+				t.Errorf("reopening Subscribe = %v; want resume_after and resume_epoch e1", last)
+			}
+		})
+	}
+}

@@ -112,13 +112,13 @@ func (r *Router) OpenStreams() int {
 // after a healthy stream is logged as a warning, further ones at debug.
 func (r *Router) runStream(ctx context.Context, st *activeStream) {
 	defer r.wg.Done()
-	var last uint64
+	var pos position
 	reopened := false
 	maxBackoff := st.key.rt.b.spec.ReconnectMaxDelay
 	backoff := min(streamBackoffMin, maxBackoff)
 	fails := 0
 	for {
-		got, err := r.pump(ctx, st, &last, reopened)
+		got, err := r.pump(ctx, st, &pos, reopened)
 		if ctx.Err() != nil {
 			return
 		}
@@ -156,17 +156,33 @@ func permanent(err error) bool {
 	return false
 }
 
-// receiver yields the upstream messages of one stream as (data, ext,
-// channel, client, user, offset).
+// upstream is one message received on a backend stream.
 type upstream struct {
 	data, ext             []byte
 	channel, client, user string
 	offset                uint64
+	epoch                 string
 }
 
-// pump opens the stream once and relays its messages until it ends. It
-// reports whether any message arrived.
-func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reopened bool) (bool, error) {
+// position is where a stream stands: the offset and epoch of the last
+// message received that had an offset.
+type position struct {
+	offset uint64
+	epoch  string
+}
+
+// followedBy reports whether u continues the stream exactly after p: the
+// next offset of the same epoch. Anything else, a restarted backend (a new
+// epoch) included, may have lost messages.
+func (p position) followedBy(u *upstream) bool {
+	return p.offset != 0 && u.offset == p.offset+1 && u.epoch == p.epoch
+}
+
+// pump opens the stream once and relays its messages until it ends,
+// advancing pos. A reopened stream whose first message does not follow pos
+// exactly is preceded by a gap notice. It reports whether any message
+// arrived.
+func (r *Router) pump(ctx context.Context, st *activeStream, pos *position, reopened bool) (bool, error) {
 	rt := st.key.rt
 	md := rt.b.metadata(nil, st.key.channel, nil)
 	ctx = metadata.NewOutgoingContext(ctx, md)
@@ -203,7 +219,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 			return &upstream{data: data, channel: ch}, nil
 		}
 	} else {
-		cs, err := rt.b.contract.Subscribe(ctx, &backendv1.SubscribeRequest{Channel: st.key.channel, ResumeAfter: *last}, grpc.WaitForReady(true))
+		cs, err := rt.b.contract.Subscribe(ctx, &backendv1.SubscribeRequest{Channel: st.key.channel, ResumeAfter: pos.offset, ResumeEpoch: pos.epoch}, grpc.WaitForReady(true))
 		if err != nil {
 			return false, err
 		}
@@ -212,7 +228,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 			if err != nil {
 				return nil, err
 			}
-			return &upstream{data: m.GetData(), ext: m.GetExt(), channel: m.GetChannel(), client: m.GetClientId(), user: m.GetUserId(), offset: m.GetOffset()}, nil
+			return &upstream{data: m.GetData(), ext: m.GetExt(), channel: m.GetChannel(), client: m.GetClientId(), user: m.GetUserId(), offset: m.GetOffset(), epoch: m.GetEpoch()}, nil
 		}
 	}
 	got := false
@@ -227,12 +243,12 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 		if u.channel == "" && u.data == nil {
 			continue // dropped (already logged)
 		}
-		if reopened && !got && !(*last != 0 && u.offset == *last+1) {
+		if reopened && !got && !pos.followedBy(u) {
 			r.gap(st)
 		}
 		got = true
 		if u.offset != 0 {
-			*last = u.offset
+			*pos = position{offset: u.offset, epoch: u.epoch}
 		}
 		r.relay(st, u)
 	}
