@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -723,9 +724,14 @@ func TestErrorFromStatus(t *testing.T) {
 		{status.Error(codes.PermissionDenied, "no"), "403:PermissionDenied:no"},
 		{status.Error(codes.Unauthenticated, ""), "401:Unauthenticated:"},
 		{status.Error(codes.ResourceExhausted, "slow down"), "429:ResourceExhausted:slow down"},
-		{status.Error(codes.Unavailable, "a\nb"), "503:Unavailable:a b"},
-		{status.Error(codes.DeadlineExceeded, "late"), "504:DeadlineExceeded:late"},
-		{errors.New("plain"), "500:Unknown:plain"},
+		{status.Error(codes.InvalidArgument, "a\nb"), "400:InvalidArgument:a b"},
+		// Codes whose text may come from gRPC or a backend's internals get
+		// a fixed message.
+		{status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp 10.1.2.3:9090: connect: connection refused\""), "503:Unavailable:backend unavailable"},
+		{status.Error(codes.DeadlineExceeded, "db at 10.1.2.3 timed out"), "504:DeadlineExceeded:deadline exceeded"},
+		{status.Error(codes.Internal, "grpc: error unmarshalling response"), "500:Internal:backend error"},
+		{status.Error(codes.Unimplemented, "unknown service x.y.Svc"), "501:Unimplemented:not implemented"},
+		{errors.New("pq: connection to 10.1.2.3 refused"), "500:Unknown:backend error"},
 	}
 	for _, tt := range tests {
 		if got := backend.ErrorFromStatus(tt.err).Error(); got != tt.want {
@@ -861,8 +867,8 @@ func TestRecoveryAfterBackendRestart(t *testing.T) {
 
 	b.stop()
 	attempts, stopRefusing := refuse(t, b.addr)
-	if r := call(); r["successful"] != false || !strings.HasPrefix(fmt.Sprint(r["error"]), "503:Unavailable:") {
-		t.Errorf("call during the outage = %v; want a 503 failure", r)
+	if r := call(); r["successful"] != false || r["error"] != "503:Unavailable:backend unavailable" {
+		t.Errorf("call during the outage = %v; want 503:Unavailable:backend unavailable", r)
 	}
 	// Seven failed attempts: the backoff (20ms growing 1.6x) has reached
 	// its 200ms bound.
@@ -965,5 +971,99 @@ func TestStreamEpochAfterRestart(t *testing.T) {
 				t.Errorf("reopening Subscribe = %v; want resume_after and resume_epoch e1", last)
 			}
 		})
+	}
+}
+
+// records is a slog handler that keeps what is logged.
+type records struct {
+	mu  sync.Mutex
+	got []slog.Record
+}
+
+func (h *records) Enabled(context.Context, slog.Level) bool { return true }
+func (h *records) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *records) WithGroup(string) slog.Handler            { return h }
+func (h *records) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got = append(h.got, r.Clone())
+	return nil
+}
+
+// find returns the records with message msg, each as "LEVEL key=value...".
+func (h *records) find(msg string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.got {
+		if r.Message != msg {
+			continue
+		}
+		line := r.Level.String()
+		r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+		out = append(out, line)
+	}
+	return out
+}
+
+// TestUnavailableBackendHidesDetail calls a gRPC and an HTTP backend that
+// are down: clients get a short error without the address, the log gets
+// the detail, as one warning per backend and then debug lines.
+func TestUnavailableBackendHidesDetail(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	_, port, _ := net.SplitHostPort(dead)
+	log := &records{}
+	n := newNode(t, backend.Config{
+		Backends: map[string]backend.Spec{
+			"g": spec(dead),
+			"h": {URL: "http://" + dead + "/x", Timeout: 2 * time.Second, RetryAttempts: 1, MaxMessageBytes: 1 << 20},
+		},
+		Routes: []backend.RouteSpec{
+			{Channel: "/service/g", Backend: "g", Type: backend.TypeCall},
+			{Channel: "/service/h", Backend: "h", Type: backend.TypeCall},
+		},
+		Logger: slog.New(log),
+	})
+	c, _ := n.client(t, "")
+	for _, tt := range []struct{ channel, want, data string }{
+		{"/service/g", "503:Unavailable:backend unavailable", "map[code:Unavailable grpcCode:14 message:backend unavailable]"},
+		{"/service/h", "502:http:backend unavailable", "map[message:backend unavailable status:502]"},
+	} {
+		for i := 0; i < 2; i++ {
+			c.send(`{"id":"1","channel":"` + tt.channel + `","clientId":"$ID","data":{}}`)
+			r := c.next()
+			if r["error"] != tt.want || fmt.Sprint(r["data"]) != tt.data {
+				t.Errorf("call to %s = %v; want error %q and data %s", tt.channel, r, tt.want, tt.data)
+			}
+			if raw, _ := json.Marshal(r); strings.Contains(string(raw), port) {
+				t.Errorf("reply %s shows the backend's address", raw)
+			}
+		}
+	}
+	lines := log.find("remote call failed")
+	for _, b := range []string{"g", "h"} {
+		var warn, debug int
+		for _, l := range lines {
+			if !strings.Contains(l, " backend="+b+" ") {
+				continue
+			}
+			if !strings.Contains(l, port) {
+				t.Errorf("log line %q lacks the detail", l)
+			}
+			switch {
+			case strings.HasPrefix(l, "WARN"):
+				warn++
+			case strings.HasPrefix(l, "DEBUG"):
+				debug++
+			}
+		}
+		if warn != 1 || debug != 1 {
+			t.Errorf("backend %s: %d warnings and %d debug lines; want one of each, in %q", b, warn, debug, lines)
+		}
 	}
 }

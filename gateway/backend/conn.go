@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cometgate/cometgate/gateway/engine"
 	backendv1 "github.com/cometgate/cometgate/proto/gen/cometgate/backend/v1"
@@ -27,6 +28,9 @@ type backendConn struct {
 	contract backendv1.BackendClient
 	http     *http.Client
 	headers  []string // lower-cased header names to forward
+
+	lastWarn atomic.Int64 // when a failure was last logged as a warning, Unix ns
+	faults   atomic.Int64 // server faults logged at debug since then
 }
 
 // dial creates the client of a backend; a gRPC one connects lazily, and
