@@ -1067,3 +1067,53 @@ func TestUnavailableBackendHidesDetail(t *testing.T) {
 		}
 	}
 }
+
+// TestUnservedServiceChannel publishes to /service/ channels: those a call
+// route or an engine handler serves are acknowledged and answered; any
+// other gets 404::service_unknown at once instead of an acknowledgement
+// followed by nothing.
+func TestUnservedServiceChannel(t *testing.T) {
+	addr := serve(t, func(s *grpc.Server) {
+		backendv1.RegisterBackendServer(s, &contract{call: func(_ context.Context, r *backendv1.CallRequest) (*backendv1.CallResponse, error) {
+			return &backendv1.CallResponse{Data: []byte(`"routed"`)}, nil
+		}})
+	})
+	n := newNode(t, backend.Config{Backends: map[string]backend.Spec{"b": spec(addr)}, Routes: []backend.RouteSpec{
+		{Channel: "/service/rooms/**", Backend: "b", Type: backend.TypeCall},
+		{Channel: "/service/rooms/a", Backend: "b", Type: backend.TypeCall},
+	}})
+	if err := n.e.HandlePublish("/service/echo", func(_ context.Context, s *engine.Session, m *bayeux.Message) error {
+		s.Deliver(&bayeux.Message{Channel: m.Channel, ID: m.ID, Reply: true, Successful: true, Data: []byte(`"handled"`)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := n.client(t, "")
+	for _, tt := range []struct{ channel, want string }{
+		{"/service/rooms/join", "routed"},
+		{"/service/rooms/a", "routed"},
+		{"/service/rooms/a/", "routed"},
+		{"/service/echo", "handled"},
+		{"/service/nothing", ""},
+		{"/service/room", ""},
+	} {
+		r := c.send(`{"id":"1","channel":"` + tt.channel + `","clientId":"$ID","data":{}}`)
+		if tt.want == "" {
+			if r.Successful || r.Error != "404::service_unknown" {
+				t.Errorf("publish to %s = %s; want 404::service_unknown", tt.channel, r)
+			}
+			continue
+		}
+		if !r.Successful {
+			t.Errorf("publish to %s = %s; want acknowledged", tt.channel, r)
+			continue
+		}
+		if a := c.next(); a["data"] != tt.want {
+			t.Errorf("answer on %s = %v; want %q", tt.channel, a, tt.want)
+		}
+	}
+	c.none(50 * time.Millisecond) // each call was answered once
+	if r := c.send(`{"id":"2","channel":"/not/a/service","clientId":"$ID","data":{}}`); !r.Successful {
+		t.Errorf("broadcast publish without a route = %s; want successful", r)
+	}
+}
