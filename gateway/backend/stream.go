@@ -19,14 +19,17 @@ import (
 )
 
 // Pauses before a broken stream is reopened: from streamBackoffMin,
-// doubling up to the backend's ReconnectMaxDelay while it keeps failing
-// without delivering anything, and streamPermanentPause after an error that
-// a quick retry cannot fix. A stream opened while the backend is
-// unreachable waits for the connection (gRPC's wait-for-ready), so that it
-// reopens as soon as the backend is back, within the connection backoff.
+// doubling up to the backend's ReconnectMaxDelay while it keeps breaking
+// before it was healthy (delivered a message, or stayed open
+// streamHealthyAfter, since streams may be silent for long), and
+// streamPermanentPause after an error that a quick retry cannot fix. A
+// stream opened while the backend is unreachable waits for the connection
+// (gRPC's wait-for-ready), so that it reopens as soon as the backend is
+// back, within the connection backoff.
 const (
 	streamBackoffMin     = 100 * time.Millisecond
 	streamPermanentPause = 10 * time.Second
+	streamHealthyAfter   = 10 * time.Second
 )
 
 // streamKey names one upstream stream: per subscribed channel for contract
@@ -109,7 +112,8 @@ func (r *Router) OpenStreams() int {
 
 // runStream keeps one upstream stream open until ctx ends, reopening it
 // with exponential backoff and jitter when it breaks. The first break
-// after a healthy stream is logged as a warning, further ones at debug.
+// after a healthy stream is logged as a warning, further ones at debug
+// level.
 func (r *Router) runStream(ctx context.Context, st *activeStream) {
 	defer r.wg.Done()
 	var pos position
@@ -118,11 +122,11 @@ func (r *Router) runStream(ctx context.Context, st *activeStream) {
 	backoff := min(streamBackoffMin, maxBackoff)
 	fails := 0
 	for {
-		got, err := r.pump(ctx, st, &pos, reopened)
+		healthy, err := r.pump(ctx, st, &pos, reopened)
 		if ctx.Err() != nil {
 			return
 		}
-		if got {
+		if healthy {
 			backoff, fails = min(streamBackoffMin, maxBackoff), 0
 		}
 		pause := backoff/2 + rand.N(backoff/2+1)
@@ -180,8 +184,8 @@ func (p position) followedBy(u *upstream) bool {
 
 // pump opens the stream once and relays its messages until it ends,
 // advancing pos. A reopened stream whose first message does not follow pos
-// exactly is preceded by a gap notice. It reports whether any message
-// arrived.
+// exactly is preceded by a gap notice. It reports whether the stream was
+// healthy: it delivered a message or stayed open streamHealthyAfter.
 func (r *Router) pump(ctx context.Context, st *activeStream, pos *position, reopened bool) (bool, error) {
 	rt := st.key.rt
 	md := rt.b.metadata(nil, st.key.channel, nil)
@@ -231,6 +235,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, pos *position, reop
 			return &upstream{data: m.GetData(), ext: m.GetExt(), channel: m.GetChannel(), client: m.GetClientId(), user: m.GetUserId(), offset: m.GetOffset(), epoch: m.GetEpoch()}, nil
 		}
 	}
+	opened := time.Now()
 	got := false
 	for {
 		u, err := recv()
@@ -238,7 +243,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, pos *position, reop
 			if isEOF(err) {
 				err = errStreamEnded
 			}
-			return got, err
+			return got || time.Since(opened) >= streamHealthyAfter, err
 		}
 		if u.channel == "" && u.data == nil {
 			continue // dropped (already logged)
