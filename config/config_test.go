@@ -138,3 +138,23 @@ func TestExampleConfigsAreValid(t *testing.T) {
 		}
 	}
 }
+
+func TestBackendReconnect(t *testing.T) {
+	c, err := config.Load(writeFile(t, "backends:\n  b:\n    target: 127.0.0.1:9090\n"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if rc := c.Backends["b"].Reconnect; rc.BaseDelay.D() != 100*time.Millisecond || rc.MaxDelay.D() != time.Second || rc.ConnectTimeout.D() != 5*time.Second {
+		t.Errorf("reconnect defaults = %+v; want baseDelay 100ms, maxDelay 1s, connectTimeout 5s", rc)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"maxDelay: 50ms", "backends.b.reconnect.maxDelay: 50ms: must be >= reconnect.baseDelay"},
+		{"baseDelay: -1s", "backends.b.reconnect.baseDelay: -1s: must be > 0"},
+		{"connectTimeout: -1s", "backends.b.reconnect.connectTimeout: -1s: must be > 0"},
+	} {
+		_, err := config.Load(writeFile(t, "backends:\n  b:\n    target: 127.0.0.1:9090\n    reconnect: {"+tt.yaml+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Load with reconnect {%s} = %v; want %q", tt.yaml, err, tt.want)
+		}
+	}
+}

@@ -473,6 +473,7 @@ func backendConfig(cfg *config.Config, log *slog.Logger) backend.Config {
 			TLSMode: b.TLS.Mode, CAFile: b.TLS.CAFile, CertFile: b.TLS.CertFile, KeyFile: b.TLS.KeyFile, ServerName: b.TLS.ServerName,
 			Timeout:       b.Timeout.D(),
 			RetryAttempts: b.Retry.MaxAttempts, RetryBackoff: b.Retry.InitialBackoff.D(), RetryMaxBackoff: b.Retry.MaxBackoff.D(),
+			ReconnectBaseDelay: b.Reconnect.BaseDelay.D(), ReconnectMaxDelay: b.Reconnect.MaxDelay.D(), ConnectTimeout: b.Reconnect.ConnectTimeout.D(),
 			MaxMessageBytes: b.MaxMessageBytes,
 			Metadata:        b.Metadata, Headers: b.Headers, Cookies: b.Cookies,
 			Descriptors: b.Descriptors,

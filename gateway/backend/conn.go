@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cometgate/cometgate/gateway/engine"
 	backendv1 "github.com/cometgate/cometgate/proto/gen/cometgate/backend/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -26,9 +28,15 @@ type backendConn struct {
 	contract backendv1.BackendClient
 	http     *http.Client
 	headers  []string // lower-cased header names to forward
+
+	lastWarn atomic.Int64 // when a failure was last logged as a warning, Unix ns
+	faults   atomic.Int64 // server faults logged at debug since then
 }
 
+// dial creates the client of a backend; a gRPC one connects lazily, and
+// reconnects with the spec's bounded backoff.
 func dial(name string, spec Spec) (*backendConn, error) {
+	spec.setDefaults()
 	b := &backendConn{name: name, spec: spec}
 	for _, h := range spec.Headers {
 		b.headers = append(b.headers, strings.ToLower(h))
@@ -44,6 +52,15 @@ func dial(name string, spec Spec) (*backendConn, error) {
 	conn, err := grpc.NewClient(spec.Target,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(spec.MaxMessageBytes), grpc.MaxCallSendMsgSize(spec.MaxMessageBytes)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  spec.ReconnectBaseDelay,
+				Multiplier: backoff.DefaultConfig.Multiplier,
+				Jitter:     backoff.DefaultConfig.Jitter,
+				MaxDelay:   spec.ReconnectMaxDelay,
+			},
+			MinConnectTimeout: spec.ConnectTimeout,
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: dial %s: %w", name, spec.Target, err)

@@ -24,14 +24,18 @@ func (r *Router) publishHook(ctx context.Context, rt *route, s *engine.Session, 
 		Channel: m.Channel, Caller: caller(s), Data: m.Data, Ext: m.Ext,
 	})
 	if err != nil {
-		return ErrorFromStatus(deadlineError(ctx, err, d))
+		err = deadlineError(ctx, err, d)
+		rt.b.logFailure(ctx, r.log, "publish hook failed", err, "channel", m.Channel)
+		return ErrorFromStatus(err)
 	}
 	if reason := resp.GetRejectReason(); reason != "" {
 		return &bayeux.Error{Code: 403, Args: argSafe(reason), Message: "publish_denied"}
 	}
 	if d := resp.GetData(); len(d) > 0 {
 		if err := bayeux.ValidJSON(d); err != nil {
-			return ErrorFromStatus(status.Errorf(codes.Internal, "backend rewrote data to invalid JSON: %v", err))
+			err := status.Errorf(codes.Internal, "backend rewrote data to invalid JSON: %v", err)
+			rt.b.logFailure(ctx, r.log, "publish hook failed", err, "channel", m.Channel)
+			return ErrorFromStatus(err)
 		}
 		m.Data = d
 	}
@@ -77,7 +81,7 @@ func (r *Router) CanHandshake(ctx context.Context, s *engine.Session, m *bayeux.
 			r.log.Debug("handshake denied by backend", "reason", st.Message())
 			return &bayeux.Error{Code: 403, Args: argSafe(st.Message()), Message: "handshake_denied", Reconnect: bayeux.ReconnectNone}
 		}
-		r.log.Warn("auth backend failed; handshake refused for now", "err", err)
+		r.auth.logFailure(ctx, r.log, "auth backend failed; handshake refused for now", err)
 		be := ErrorFromStatus(err)
 		return &bayeux.Error{Code: be.Code, Args: be.Args, Message: "handshake_failed", Reconnect: bayeux.ReconnectHandshake}
 	}

@@ -148,9 +148,15 @@ func (r *Router) Start(ctx context.Context, e *engine.Engine) error {
 		}
 	}
 	r.e = e
-	if len(r.calls)+len(r.publish) > 0 {
-		if err := e.HandlePublish("/**", r.onPublish); err != nil {
-			return err
+	// One handler per route, on its own pattern, so that the engine knows
+	// which /service/ channels are served (and answers the others with
+	// 404::service_unknown); where routes overlap, only the most specific
+	// one's handler acts.
+	for _, t := range []table{r.calls, r.publish} {
+		for _, rt := range t {
+			if err := e.HandlePublish(rt.pattern, r.onPublish(t, rt)); err != nil {
+				return err
+			}
 		}
 	}
 	if len(r.streams) > 0 {
@@ -191,19 +197,20 @@ func (r *Router) CallRoute(channel string) string {
 	return ""
 }
 
-// onPublish routes a client's publish: a remote call runs in the
-// background and answers later; a publish hook runs now.
-func (r *Router) onPublish(ctx context.Context, s *engine.Session, m *bayeux.Message) error {
-	if bayeux.KindOf(m.Channel) == bayeux.KindService {
-		if rt := r.calls.match(m.Channel); rt != nil {
+// onPublish returns the publish handler of route rt of table t: if rt is
+// the most specific route of t for the channel, a remote call runs in the
+// background and answers later, or a publish hook runs now.
+func (r *Router) onPublish(t table, rt *route) engine.PublishHandler {
+	return func(ctx context.Context, s *engine.Session, m *bayeux.Message) error {
+		name, _, _ := bayeux.ParseChannel(m.Channel) // as the engine matched it
+		if t.match(name) != rt {
+			return nil // a more specific route's handler acts
+		}
+		if rt.Type == TypeCall {
 			return r.startCall(ctx, rt, s, m)
 		}
-		return nil
-	}
-	if rt := r.publish.match(m.Channel); rt != nil {
 		return r.publishHook(ctx, rt, s, m)
 	}
-	return nil
 }
 
 var errTooManyCalls = &bayeux.Error{Code: 429, Message: "too_many_calls"}
