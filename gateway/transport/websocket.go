@@ -73,7 +73,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, "websocket subprotocol "+p+" required", nil)
 		return
 	}
-	hj := &readerHijacker{ResponseWriter: w}
+	hj := &readerHijacker{ResponseWriter: w, deflate: h.cfg.WebSocket.Compression}
 	up := &h.upgrader
 	if h.poller != nil {
 		hj.size, up = max(h.cfg.WebSocket.ReadBufferSize, 264), &h.polled
@@ -93,7 +93,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
-	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.up.deflate}
+	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.negotiatedDeflate()}
 	sock := hj.conn
 	if u, ok := sock.(interface{ NetConn() net.Conn }); ok {
 		sock = u.NetConn() // a listener's wrapper (per-address limit)
