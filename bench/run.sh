@@ -6,6 +6,7 @@
 #   bench/run.sh faye       # the fanout scenarios against Faye 1.4, same pinning
 #   bench/run.sh all        # both, into one results file and one table
 #   bench/run.sh rpc        # only the remote-call runs (direct gRPC and through the gateway)
+#   bench/run.sh slow       # issue 8: healthy subscribers next to one that stops reading
 #
 # Environment:
 #   BENCH_RESULTS  JSON-lines results file
@@ -14,6 +15,10 @@
 #   RPC_RATES      calls/s of the paced remote-call runs ("5000 10000")
 #   FANOUT_RATES   messages/s for the 1,000-subscriber fanout ("100 300 600 1000")
 #   IDLE_CLIENTS   idle sessions (20000, capped by the open-file hard limit)
+#   SLOW_HEALTHY   healthy subscribers of the slow runs (100)
+#   SLOW_DURATION  measured time of the slow runs (30s)
+#   SLOW_PAUSED_BOUND  if set (e.g. 10s), the slow runs also check that the
+#                  paused subscriber is disconnected within it of its stall
 #   PORT_BASE      first loopback port used (18180)
 #
 # Everything listens on and connects to 127.0.0.1 only. Every load run is
@@ -23,9 +28,9 @@ set -euo pipefail
 
 target=${1:-gateway}
 case $target in
-gateway | faye | all | rpc) ;;
+gateway | faye | all | rpc | slow) ;;
 *)
-	echo "usage: $0 [gateway|faye|all|rpc]" >&2
+	echo "usage: $0 [gateway|faye|all|rpc|slow]" >&2
 	exit 2
 	;;
 esac
@@ -37,6 +42,9 @@ RUNS=${RUNS:-3}
 FANOUT_RATES=${FANOUT_RATES:-"100 300 600 1000"}
 RPC_RATES=${RPC_RATES:-"5000 10000"}
 IDLE_CLIENTS=${IDLE_CLIENTS:-20000}
+SLOW_HEALTHY=${SLOW_HEALTHY:-100}
+SLOW_DURATION=${SLOW_DURATION:-30s}
+SLOW_PAUSED_BOUND=${SLOW_PAUSED_BOUND:-}
 PORT_BASE=${PORT_BASE:-18180}
 stamp=$(date -u +%Y%m%d-%H%M%S)
 RESULTS=${BENCH_RESULTS:-/tmp/cometgate-bench/$stamp-$target.jsonl}
@@ -278,6 +286,61 @@ YAML
 	stop_backend
 }
 
+median_of() { # numbers, one per line, on stdin
+	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# slow_suite: issue 8. SLOW_HEALTHY healthy websocket subscribers, half on
+# the channel of one subscriber that stops reading its socket once the
+# window opens and half on another channel, 300 msg/s of 1 KB to each
+# channel (cometload -scenario slow); first without the paused one (the
+# baseline), then with it, each RUNS times on a fresh gateway. The paused
+# runs check their healthy p99 against twice the baseline's median, and
+# that no healthy session is dropped.
+slow_suite() {
+	local common=(-scenario slow -subscribers "$SLOW_HEALTHY" -duration "$SLOW_DURATION" -warmup 2s -drain 10s)
+	local base_label="gw slow ws h$SLOW_HEALTHY baseline" paused_label="gw slow ws h$SLOW_HEALTHY +1 paused"
+	local i base_p99s="" paused_p99s="" dropped=0 closed="" d c
+	for i in $(seq "$RUNS"); do
+		start_gateway "slow-base-$i" false
+		echo "-- $base_label [$i/$RUNS]"
+		load "$base_label" 180 "${common[@]}" -paused 0
+		base_p99s+="$(p99_of "$LAST_JSON" || true)"$'\n'
+	done
+	local base
+	base=$(printf '%s' "$base_p99s" | grep . | median_of || true)
+	echo "   baseline healthy p99, median of $RUNS: ${base:-?} ms"
+	local check=()
+	[ -z "$base" ] || check+=(-check-baseline-p99 "$base")
+	[ -z "$SLOW_PAUSED_BOUND" ] || check+=(-check-paused-close "$SLOW_PAUSED_BOUND")
+	for i in $(seq "$RUNS"); do
+		start_gateway "slow-paused-$i" false
+		echo "-- $paused_label [$i/$RUNS]"
+		load "$paused_label" 180 "${common[@]}" -paused 1 "${check[@]}"
+		paused_p99s+="$(p99_of "$LAST_JSON" || true)"$'\n'
+		d=$(printf '%s' "$LAST_JSON" | grep -o '"healthy_dropped":[0-9]*' | cut -d: -f2 || true)
+		dropped=$((dropped + ${d:-0}))
+		c=$(printf '%s' "$LAST_JSON" | grep -o '"closed_s":[0-9.]*' | head -1 | cut -d: -f2 || true)
+		closed+="${c:-never} "
+	done
+	stop_server
+	local p99
+	p99=$(printf '%s' "$paused_p99s" | grep . | median_of || true)
+	echo
+	echo "== slow: healthy p99 median ${p99:-?} ms with the paused subscriber, ${base:-?} ms without"
+	if [ -n "$p99" ] && [ -n "$base" ] && awk -v p="$p99" -v b="$base" 'BEGIN { exit !(p <= 2 * b) }'; then
+		echo "   healthy p99 within 2x of the baseline: PASS"
+	else
+		echo "   healthy p99 within 2x of the baseline: FAIL"
+	fi
+	if [ "$dropped" -eq 0 ]; then
+		echo "   healthy sessions dropped over $RUNS runs: 0: PASS"
+	else
+		echo "   healthy sessions dropped over $RUNS runs: $dropped: FAIL"
+	fi
+	echo "   paused subscriber disconnected by the gateway at (s after it stopped reading): $closed"
+}
+
 faye_suite() {
 	if [ ! -d "$repo/test/node/node_modules/faye" ]; then
 		echo "bench: Faye is not installed; run: (cd test/node && npm ci)" >&2
@@ -295,6 +358,7 @@ rpc)
 	rpc_backend_suite
 	stop_server
 	;;
+slow) slow_suite ;;
 all)
 	gateway_suite
 	faye_suite

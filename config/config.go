@@ -134,6 +134,12 @@ type LimitsConfig struct {
 	// message may name; a longer list is refused whole with
 	// 403:per_message:subscription_limit. Default 100.
 	MaxChannelsPerSubscribe int `yaml:"maxChannelsPerSubscribe"`
+	// MaxConnectionsPerAddress bounds the connections one remote IP may
+	// hold open on the public listener (websockets, held long polls and
+	// idle keep-alive connections alike); more are answered 503 and
+	// closed, counted and logged. Behind a NAT many users share an
+	// address: size it for that. Default 0 (off).
+	MaxConnectionsPerAddress int `yaml:"maxConnectionsPerAddress"`
 }
 
 // TransportsConfig holds per-transport settings.
@@ -192,6 +198,10 @@ type WebSocketConfig struct {
 	Subprotocol string `yaml:"subprotocol"`
 	// Compression enables permessage-deflate. Default false.
 	Compression bool `yaml:"compression"`
+	// HandshakeTimeout closes a connection that has not handshaken a
+	// session within this time after its upgrade (close 1008), so that
+	// silent connections cannot pile up. Default 10s.
+	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
 	// RequireHandshakePerConnection makes every websocket connection
 	// handshake its own session: a clientId handshaken on another
 	// connection is refused (402) even with the right BAYEUX_BROWSER

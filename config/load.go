@@ -57,6 +57,7 @@ func (c *Config) SetDefaults() {
 	setDur(&ws.WriteTimeout, 10*time.Second)
 	setInt(&ws.MaxFrameBytes, 64<<10)
 	setInt(&ws.MaxPendingBytes, 1<<20)
+	setDur(&ws.HandshakeTimeout, 10*time.Second)
 	setBool(&ws.Poller, true)
 	setDur(&ws.FlushDelay, 500*time.Microsecond)
 	setDur(&ws.AnswerWait, 100*time.Millisecond)
@@ -239,6 +240,10 @@ func (c *Config) Validate() error {
 	}
 	positive("transports.websocket.pingInterval", ws.PingInterval)
 	positive("transports.websocket.writeTimeout", ws.WriteTimeout)
+	positive("transports.websocket.handshakeTimeout", ws.HandshakeTimeout)
+	if c.Limits.MaxConnectionsPerAddress < 0 {
+		bad("limits.maxConnectionsPerAddress", c.Limits.MaxConnectionsPerAddress, "must be >= 0 (0: off)")
+	}
 	if ws.MaxPendingBytes < ws.MaxFrameBytes {
 		bad("transports.websocket.maxPendingBytes", ws.MaxPendingBytes, "must be at least transports.websocket.maxFrameBytes")
 	}

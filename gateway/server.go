@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cometgate/cometgate/config"
@@ -21,6 +22,7 @@ import (
 	"github.com/cometgate/cometgate/gateway/demo"
 	"github.com/cometgate/cometgate/gateway/engine"
 	"github.com/cometgate/cometgate/gateway/ext"
+	"github.com/cometgate/cometgate/gateway/internal/connlimit"
 	"github.com/cometgate/cometgate/gateway/transport"
 )
 
@@ -59,6 +61,7 @@ type Server struct {
 
 	mu          sync.Mutex // guards listener, apiListener, serveErr
 	listener    net.Listener
+	connLimit   atomic.Pointer[connlimit.Listener] // nil: no per-address limit
 	apiListener net.Listener
 	serveErr    chan error
 }
@@ -127,7 +130,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			FlushDelay:  max(ws.FlushDelay.D(), 0),
 			AnswerWait:  max(ws.AnswerWait.D(), 0),
 			Subprotocol: ws.Subprotocol, Compression: ws.Compression,
-			RequireHandshakePerConnection: ws.RequireHandshakePerConnection, Poller: *ws.Poller,
+			RequireHandshakePerConnection: ws.RequireHandshakePerConnection,
+			HandshakeTimeout:              ws.HandshakeTimeout.D(), Poller: *ws.Poller,
 		},
 		KeepHeaders: keptHeaders(cfg),
 		Logger:      s.log,
@@ -247,6 +251,15 @@ func (s *Server) API() *api.Service { return s.apiSvc }
 // Engine returns the protocol engine, for embedding programs and tests.
 func (s *Server) Engine() *engine.Engine { return s.engine }
 
+// RefusedConnections returns how many connections the public listener
+// refused because their address held limits.maxConnectionsPerAddress.
+func (s *Server) RefusedConnections() int64 {
+	if l := s.connLimit.Load(); l != nil {
+		return l.Refused()
+	}
+	return 0
+}
+
 // Transport returns the Bayeux endpoint's handler, for its counters.
 func (s *Server) Transport() *transport.Handler { return s.transport }
 
@@ -281,6 +294,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.engine.Close(ctx)
 		s.backends.Close(ctx)
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	ln = connlimit.New(ln, s.cfg.Limits.MaxConnectionsPerAddress, s.log)
+	if l, ok := ln.(*connlimit.Listener); ok {
+		s.connLimit.Store(l)
 	}
 	var apiLn net.Listener
 	if s.api != nil {

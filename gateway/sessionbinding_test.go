@@ -23,6 +23,10 @@ func wsSession(t *testing.T, srv *gatewaytest.Server, header http.Header) *gatew
 	if r, _, err := w.Call(gatewaytest.DefaultTimeout, "/meta/subscribe", M{"subscription": "/bound"}); err != nil || !r.Successful() {
 		t.Fatalf("subscribe: %v, %v", r, err)
 	}
+	// The first connect is answered at once; the second is held.
+	if r, _, err := w.Call(gatewaytest.DefaultTimeout, "/meta/connect", M{"connectionType": "websocket"}); err != nil || !r.Successful() {
+		t.Fatalf("connect: %v, %v", r, err)
+	}
 	if err := w.Send(w.NewMessage("/meta/connect", M{"connectionType": "websocket"})); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +47,9 @@ type clientOpts struct {
 	index int
 	recv  *receiver                 // accounts for delivered payloads; may be nil
 	onAck func(ok bool, err string) // publish acknowledgements; may be nil
+	// Websocket only, both may be nil:
+	gate  *readGate // lets the scenario stop the client's reader
+	ended *endNote  // records how the session or connection ended early
 }
 
 func (e *env) newClient(o clientOpts) Client {
@@ -55,6 +60,51 @@ func (e *env) newClient(o clientOpts) Client {
 		return newGRPCClient(e)
 	}
 	return newWSClient(e, o)
+}
+
+// endNote records the signs that a client's session or connection ended
+// before the tool closed it: a failed connect, advice not to reconnect,
+// its connection closing. Its methods are safe for concurrent use, and
+// those of a nil note do nothing.
+type endNote struct {
+	mu      sync.Mutex // guards at, reasons
+	at      time.Time  // of the first sign; zero while there is none
+	reasons []string   // the first few distinct signs, in order
+}
+
+const maxEndReasons = 3
+
+// note records one sign.
+func (n *endNote) note(reason string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.at.IsZero() {
+		n.at = time.Now()
+	}
+	if len(n.reasons) < maxEndReasons && !slices.Contains(n.reasons, reason) {
+		n.reasons = append(n.reasons, reason)
+	}
+}
+
+// get returns when the first sign came (zero if none did) and the signs,
+// joined by "; ".
+func (n *endNote) get() (at time.Time, reasons string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.at, strings.Join(n.reasons, "; ")
+}
+
+// last returns the latest sign recorded, or "".
+func (n *endNote) last() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.reasons) == 0 {
+		return ""
+	}
+	return n.reasons[len(n.reasons)-1]
 }
 
 // errClosed is returned by requests on a client whose connection is gone.
@@ -233,13 +283,17 @@ func (s *session) subscriptions() []string {
 type receiver struct {
 	stats *Stats
 	shard *latencyShard
-	base  int // index of the first publisher this receiver expects
+	base  int        // index of the first publisher this receiver expects
+	group *slowGroup // also accounts to this group (slow scenario); may be nil
 
 	mu      sync.Mutex
 	last    []int64 // last sequence seen from publisher base+i
 	got     int64
 	dups    int64 // sequence not above the last one seen (duplicate or reordered)
 	foreign int64 // payloads of a publisher outside [base, base+len(last))
+	// With a group: when the last payload arrived and the longest time
+	// between two (or between the group's start and the first), Unix ns.
+	lastAt, maxGap int64
 }
 
 func newReceiver(st *Stats, index, base, publishers int) *receiver {
@@ -254,12 +308,19 @@ func (r *receiver) frame(b []byte, now int64) {
 	var locked *latencyShard
 	n := int64(0)
 	r.mu.Lock()
+	g := r.group
+	if g != nil {
+		g.mu.Lock()
+	}
 	for {
 		sent, seq, pub, ok := sc.next()
 		if !ok {
 			break
 		}
 		n++
+		if g != nil {
+			g.recordLocked(now, sent, sent >= start && sent < end)
+		}
 		if slot := pub - r.base; slot >= 0 && slot < len(r.last) {
 			if seq <= r.last[slot] {
 				r.dups++
@@ -278,6 +339,12 @@ func (r *receiver) frame(b []byte, now int64) {
 		}
 	}
 	r.got += n
+	if g != nil {
+		g.mu.Unlock()
+		if n > 0 {
+			r.gapLocked(now, g.t0.Load())
+		}
+	}
 	r.mu.Unlock()
 	if locked != nil {
 		locked.mu.Unlock()
@@ -288,6 +355,31 @@ func (r *receiver) frame(b []byte, now int64) {
 			r.stats.inWindow.Add(n)
 		}
 	}
+}
+
+// gapLocked accounts for a delivery at now (Unix ns) in the longest gap
+// between deliveries, counting from t0; the caller holds r.mu.
+func (r *receiver) gapLocked(now, t0 int64) {
+	if t0 == 0 || now < t0 {
+		return // before time 0
+	}
+	if r.lastAt == 0 {
+		r.lastAt = t0
+	}
+	r.maxGap = max(r.maxGap, now-r.lastAt)
+	r.lastAt = max(r.lastAt, now)
+}
+
+// gapUntil returns the longest gap between deliveries, the time from the
+// last delivery to until included (Unix ns), counting from t0.
+func (r *receiver) gapUntil(until, t0 int64) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last := r.lastAt
+	if last == 0 {
+		last = t0
+	}
+	return time.Duration(max(r.maxGap, until-last))
 }
 
 // counts returns what the receiver has seen so far.

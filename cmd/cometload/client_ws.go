@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -22,7 +24,39 @@ type wsShared struct {
 	frames sync.Pool
 }
 
-func newWSShared(httpURL string, readBuf int) *wsShared {
+// sockOpts are socket options for a run's websocket connections, set
+// before connecting; zero values leave the system's defaults.
+type sockOpts struct {
+	rcvBuf int // SO_RCVBUF, bytes: the TCP window follows it
+	mss    int // TCP_MAXSEG, bytes: the segment size the peer may send
+}
+
+// control returns the dialer's Control function that sets o, or nil.
+func (o sockOpts) control() func(network, address string, rc syscall.RawConn) error {
+	if o == (sockOpts{}) {
+		return nil
+	}
+	return func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		cerr := rc.Control(func(fd uintptr) {
+			if o.rcvBuf > 0 {
+				if e := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, o.rcvBuf); e != nil {
+					err = fmt.Errorf("SO_RCVBUF %d: %w", o.rcvBuf, e)
+					return
+				}
+			}
+			if o.mss > 0 {
+				if e := syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_MAXSEG, o.mss); e != nil {
+					err = fmt.Errorf("TCP_MAXSEG %d: %w", o.mss, e)
+				}
+			}
+		})
+		return errors.Join(cerr, err)
+	}
+}
+
+// newWSShared prepares the websocket clients of a run.
+func newWSShared(httpURL string, readBuf int, so sockOpts) *wsShared {
 	u := httpURL
 	switch {
 	case strings.HasPrefix(u, "https://"):
@@ -30,7 +64,7 @@ func newWSShared(httpURL string, readBuf int) *wsShared {
 	case strings.HasPrefix(u, "http://"):
 		u = "ws://" + u[len("http://"):]
 	}
-	d := &net.Dialer{Timeout: 10 * time.Second}
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: so.control()}
 	return &wsShared{
 		url: u,
 		dialer: &websocket.Dialer{
@@ -139,15 +173,21 @@ func (c *wsClient) sendConnect() error {
 	return c.write(func(b []byte) []byte { return appendConnect(append(b, '['), id, cid, "websocket", false) })
 }
 
-// readLoop reads frames until the connection fails or closes.
+// readLoop reads frames until the connection fails or closes. A client
+// with a read gate stops between frames while the gate is shut.
 func (c *wsClient) readLoop() {
 	defer close(c.done)
 	pool := &c.env.ws.frames
+	gate := c.opts.gate
 	for {
+		if gate != nil {
+			gate.wait(c.conn)
+		}
 		_, r, err := c.conn.NextReader()
 		if err != nil {
 			if !c.closing.Load() {
 				c.env.stats.errs.add("ws_closed", err.Error())
+				c.opts.ended.note(endReason(err))
 			}
 			return
 		}
@@ -158,6 +198,7 @@ func (c *wsClient) readLoop() {
 			pool.Put(bp)
 			if !c.closing.Load() {
 				c.env.stats.errs.add("ws_read", err.Error())
+				c.opts.ended.note(endReason(err))
 			}
 			return
 		}
@@ -189,10 +230,49 @@ func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
+// endReason describes how a websocket read ended: "close CODE TEXT" for a
+// close frame, "eof" for a TCP close without one, "reset" for a TCP reset,
+// "timeout" for a read deadline, or the error itself.
+func endReason(err error) string {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.CloseAbnormalClosure:
+		// The library's name for a connection that ended without a close
+		// frame (code 1006 is never sent on the wire).
+		return "eof"
+	case errors.As(err, &ce):
+		return fmt.Sprintf("close %d %s", ce.Code, ce.Text)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return err.Error()
+}
+
+// bayeuxSign describes a connect reply that ends a session: what happened
+// and the reply's error, if any.
+func bayeuxSign(what, bayeuxErr string) string {
+	if bayeuxErr == "" {
+		return what
+	}
+	return what + " " + bayeuxErr
+}
+
 // onConnect follows a connect reply's advice: connect again, re-handshake
 // or stop.
 func (c *wsClient) onConnect(m *wireMsg) {
 	if c.closing.Load() {
+		return
+	}
+	if c.opts.gate.draining() {
+		// A paused client reading what is left: no more connects.
+		if !m.ok() {
+			c.env.stats.errs.add("connect_failed", m.Error)
+		}
 		return
 	}
 	c.adviceUpdate(m.Advice)
@@ -203,11 +283,13 @@ func (c *wsClient) onConnect(m *wireMsg) {
 	_, interval := c.advised()
 	if !m.ok() {
 		c.env.stats.errs.add("connect_failed", m.Error)
+		c.opts.ended.note(bayeuxSign("connect failed", m.Error))
 		interval = max(interval, 500*time.Millisecond)
 	}
 	switch reconnect {
 	case "none":
 		c.env.stats.errs.add("reconnect_none", m.Error)
+		c.opts.ended.note(bayeuxSign("advice reconnect none", m.Error))
 		return
 	case "handshake":
 		if m.ok() {
@@ -296,6 +378,11 @@ func (c *wsClient) Call(ctx context.Context, channel string, data []byte) error 
 func (c *wsClient) Close(ctx context.Context) {
 	if c.conn == nil || c.closing.Swap(true) {
 		return
+	}
+	if g := c.opts.gate; g != nil {
+		// A paused reader must run to read the disconnect's reply, or to
+		// see the connection close.
+		g.resume(0)
 	}
 	if cid := c.id(); cid != "" {
 		id := c.nextID()

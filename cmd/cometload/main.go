@@ -12,6 +12,8 @@
 //	rooms   N clients in rooms of G, each publishing -rate msg/s to its room
 //	idle    C idle subscribed sessions held for -hold; server RSS per session
 //	rpc     remote calls on a /service channel at -concurrency
+//	slow    healthy subscribers next to -paused ones that stop reading
+//	        their sockets: does one slow consumer stall the others?
 //
 // Each run prints a short summary, then one JSON line (the last line of
 // standard output) with the results. Progress goes to standard error.
@@ -71,6 +73,8 @@ func realMain() int {
 		sessions = cfg.concurrency
 	case "idle":
 		sessions = cfg.clients + 1
+	case "slow":
+		sessions = cfg.subscribers + cfg.paused + 2
 	}
 	need := uint64(sessions) + 64
 	if limit, err := raiseNoFile(need); err != nil {
@@ -91,7 +95,7 @@ func realMain() int {
 	e := &env{url: cfg.url, transport: cfg.transport, timeout: cfg.timeout, stats: st}
 	switch cfg.transport {
 	case "websocket":
-		e.ws = newWSShared(cfg.url, cfg.readBuf)
+		e.ws = newWSShared(cfg.url, cfg.readBuf, sockOpts{})
 	case "long-polling":
 		e.lp = newLPShared(sessions)
 	case "grpc":
@@ -122,6 +126,9 @@ func realMain() int {
 	case "rpc":
 		rep.Requested, rep.Concurrency, rep.Rate = cfg.concurrency, cfg.concurrency, cfg.callRate
 		scenario = runRPC
+	case "slow":
+		rep.Requested, rep.Rate = cfg.subscribers, cfg.rate
+		scenario = runSlow
 	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
@@ -147,14 +154,39 @@ func realMain() int {
 		}
 	}
 	rep.finish(st)
+	if rep.Slow != nil {
+		rep.Slow.CheckFailures = slowChecks(rep.Slow, rep.Latency.P99, cfg.baselineP99, cfg.p99Ratio, cfg.pausedBound)
+	}
 	if err := rep.write(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "cometload:", err)
 		return 1
 	}
-	if runErr != nil {
+	if runErr != nil || rep.Slow != nil && len(rep.Slow.CheckFailures) > 0 {
 		return 1
 	}
 	return 0
+}
+
+// applyScenarioDefaults gives the flags the command line did not set (set
+// holds the names of those it did) the defaults of cfg's scenario, where
+// they differ from the flags' own: slow runs issue 8's figures, 100
+// healthy subscribers, 300 messages/s of 1 KB, 30 s.
+func applyScenarioDefaults(cfg *config, set map[string]bool) {
+	if cfg.scenario != "slow" {
+		return
+	}
+	if !set["subscribers"] {
+		cfg.subscribers = 100
+	}
+	if !set["rate"] {
+		cfg.rate = 300
+	}
+	if !set["size"] {
+		cfg.size = 1024
+	}
+	if !set["duration"] {
+		cfg.duration = 30 * time.Second
+	}
 }
 
 // parseFlags reads and checks the command line.
@@ -162,27 +194,34 @@ func parseFlags(args []string) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("cometload", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: cometload -scenario fanout|rooms|idle|rpc -url http://HOST:PORT/cometd [flags]")
+		fmt.Fprintln(fs.Output(), "usage: cometload -scenario fanout|rooms|idle|rpc|slow -url http://HOST:PORT/cometd [flags]")
 		fmt.Fprintln(fs.Output(), "       cometload -table RESULTS.jsonl...")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle or rpc")
+	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle, rpc or slow")
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080/cometd", "Bayeux endpoint (http://; websocket uses the same URL with ws://)")
 	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket, long-polling, or grpc (rpc only: the backend contract's Call, directly, for a baseline)")
-	fs.StringVar(&cfg.channel, "channel", "", "channel (fanout, idle), room channel prefix (rooms), or service channel (rpc, default /service/echo)")
+	fs.StringVar(&cfg.channel, "channel", "", "channel (fanout, idle), room channel prefix (rooms), service channel (rpc, default /service/echo), or prefix of the two channels /a and /b (slow, default /load/slow)")
 	fs.StringVar(&cfg.label, "label", "", "free text copied into the JSON result")
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time (slow: 30s)")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "load before measuring (not measured)")
 	fs.DurationVar(&cfg.hold, "hold", 30*time.Second, "idle: how long to hold the sessions once all are open")
 	fs.DurationVar(&cfg.settle, "settle", 5*time.Second, "idle: wait after opening before reading the server's RSS")
 	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "longest wait for in-flight messages after publishing stops")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "request timeout (and margin over the server's connect timeout)")
-	fs.IntVar(&cfg.subscribers, "subscribers", 1000, "fanout: subscribers")
+	fs.IntVar(&cfg.subscribers, "subscribers", 1000, "fanout: subscribers; slow: healthy subscribers (slow: 100)")
+	fs.IntVar(&cfg.paused, "paused", 1, "slow: subscribers on channel /a that stop reading their sockets when the measurement starts, after -warmup (0: the baseline run)")
+	fs.Float64Var(&cfg.otherShare, "other-share", 0.5, "slow: share of the healthy subscribers on channel /b, which the paused ones are not on")
+	fs.IntVar(&cfg.pausedSock.rcvBuf, "paused-rcvbuf", 4096, "slow: SO_RCVBUF of the paused subscribers' sockets, bytes (0: the system's default)")
+	fs.IntVar(&cfg.pausedSock.mss, "paused-mss", 1460, "slow: TCP_MAXSEG of the paused subscribers' sockets, bytes: on loopback the segment size is 64 KiB, and the gateway's send buffer grows with it (0: the system's default)")
+	fs.Float64Var(&cfg.baselineP99, "check-baseline-p99", 0, "slow: fail (exit status 1) if the healthy p99 exceeds -check-p99-ratio times this many ms (0: not checked)")
+	fs.Float64Var(&cfg.p99Ratio, "check-p99-ratio", 2, "slow: see -check-baseline-p99")
+	fs.DurationVar(&cfg.pausedBound, "check-paused-close", 0, "slow: fail unless the gateway disconnects every paused subscriber within this time of its stall (0: not checked)")
 	fs.IntVar(&cfg.clients, "clients", 1000, "rooms, idle: sessions")
 	fs.IntVar(&cfg.roomSize, "room-size", 10, "rooms: members per room")
 	fs.IntVar(&cfg.concurrency, "concurrency", 50, "rpc: sessions, each with one call in flight")
-	fs.IntVar(&cfg.size, "size", 100, "bytes of data per message")
-	fs.Float64Var(&cfg.rate, "rate", 100, "fanout: messages/s published; rooms: messages/s per client")
+	fs.IntVar(&cfg.size, "size", 100, "bytes of data per message (slow: 1024)")
+	fs.Float64Var(&cfg.rate, "rate", 100, "fanout: messages/s published; rooms: messages/s per client; slow: messages/s to each channel (slow: 300)")
 	fs.Float64Var(&cfg.callRate, "call-rate", 0, "rpc: calls/s over all sessions, each on its own schedule (0: a closed loop, each session calls again as soon as it is answered)")
 	fs.IntVar(&cfg.maxBatch, "max-batch", 100, "fanout: most publishes in one frame or request")
 	fs.IntVar(&cfg.serverPID, "server-pid", 0, "server process whose CPU use (all scenarios) and VmRSS (idle) to read")
@@ -200,9 +239,23 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	switch cfg.scenario {
-	case "fanout", "rooms", "idle", "rpc":
+	case "fanout", "rooms", "idle", "rpc", "slow":
 	default:
-		return nil, fmt.Errorf("-scenario %q: want fanout, rooms, idle or rpc", cfg.scenario)
+		return nil, fmt.Errorf("-scenario %q: want fanout, rooms, idle, rpc or slow", cfg.scenario)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	applyScenarioDefaults(cfg, set)
+	if cfg.scenario == "slow" {
+		if cfg.transport != "websocket" {
+			return nil, errors.New("-scenario slow: only -transport websocket (a paused subscriber stops reading its socket)")
+		}
+		if cfg.paused < 0 || cfg.pausedSock.rcvBuf < 0 || cfg.pausedSock.mss < 0 || cfg.otherShare < 0 || cfg.otherShare > 1 {
+			return nil, errors.New("-paused, -paused-rcvbuf and -paused-mss must be >= 0, -other-share in [0, 1]")
+		}
+		if cfg.baselineP99 < 0 || cfg.p99Ratio <= 0 || cfg.pausedBound < 0 {
+			return nil, errors.New("-check-baseline-p99 and -check-paused-close must be >= 0, -check-p99-ratio > 0")
+		}
 	}
 	switch cfg.transport {
 	case "websocket", "long-polling":
@@ -219,7 +272,7 @@ func parseFlags(args []string) (*config, error) {
 	default:
 		return nil, fmt.Errorf("-transport %q: want websocket, long-polling or grpc", cfg.transport)
 	}
-	if (cfg.scenario == "fanout" || cfg.scenario == "rooms") && cfg.rate <= 0 {
+	if (cfg.scenario == "fanout" || cfg.scenario == "rooms" || cfg.scenario == "slow") && cfg.rate <= 0 {
 		return nil, errors.New("-rate must be > 0")
 	}
 	if cfg.callRate < 0 {

@@ -30,6 +30,14 @@ type config struct {
 	maxBatch             int
 	serverPID            int
 
+	// slow
+	paused      int           // subscribers that stop reading
+	otherShare  float64       // share of healthy subscribers on the other channel
+	pausedSock  sockOpts      // socket options of the paused subscribers
+	baselineP99 float64       // ms; 0: not checked
+	p99Ratio    float64       // healthy p99 may be this many times baselineP99
+	pausedBound time.Duration // paused must be closed within this of their stall; 0: not checked
+
 	setup      setupOpts
 	readBuf    int
 	cpuProfile string
@@ -46,6 +54,8 @@ type run struct {
 	// apiBefore is the gateway's latency snapshot at the window's start
 	// (with -api).
 	apiBefore *serverLatency
+	// atWindow, if set, is called as the measurement window opens.
+	atWindow func()
 }
 
 // measure runs body over warmup + duration, opening the measurement
@@ -65,6 +75,9 @@ func (r *run) measure(ctx context.Context, body func(ctx context.Context, end ti
 		cpu = startCPU()
 		server = startServerCPU(r.cfg.serverPID)
 		r.stats.winStart.Store(time.Now().UnixNano())
+		if r.atWindow != nil {
+			r.atWindow()
+		}
 		if r.cfg.api != "" {
 			var err error
 			if r.apiBefore, err = fetchServerLatency(ctx, r.cfg.api, r.cfg.apiToken); err != nil {

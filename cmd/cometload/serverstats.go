@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -44,30 +47,76 @@ type ServerAnswers struct {
 // fetchServerLatency reads Stats from a Cometgate control API (REST) at
 // base, such as http://127.0.0.1:8081.
 func fetchServerLatency(ctx context.Context, base, token string) (*serverLatency, error) {
+	var st struct {
+		LongPollAnswer serverLatency `json:"longPollAnswer"`
+	}
+	if _, err := apiGet(ctx, base, token, "/v1/stats", &st); err != nil {
+		return nil, fmt.Errorf("server stats: %w", err)
+	}
+	return &st.LongPollAnswer, nil
+}
+
+// gatewayCounts is the part of the control API's Stats (protojson: int64
+// as strings) that the slow scenario follows.
+type gatewayCounts struct {
+	WebsocketConnections int64 `json:"websocketConnections,string"`
+	DroppedSlow          int64 `json:"droppedSlow,string"`
+	Expired              int64 `json:"expired,string"`
+}
+
+// fetchGatewayCounts reads the gateway's counters from its control API.
+func fetchGatewayCounts(ctx context.Context, base, token string) (gatewayCounts, error) {
+	var st gatewayCounts
+	if _, err := apiGet(ctx, base, token, "/v1/stats", &st); err != nil {
+		return gatewayCounts{}, fmt.Errorf("server stats: %w", err)
+	}
+	return st, nil
+}
+
+// gatewaySession is the part of the control API's Session the slow
+// scenario follows; Found is false once the gateway has removed it.
+type gatewaySession struct {
+	Found      bool   `json:"-"`
+	State      string `json:"state"`
+	QueueDepth int    `json:"queueDepth"`
+}
+
+// fetchGatewaySession describes session id from the control API.
+func fetchGatewaySession(ctx context.Context, base, token, id string) (gatewaySession, error) {
+	var s gatewaySession
+	code, err := apiGet(ctx, base, token, "/v1/sessions/"+url.PathEscape(id), &s)
+	if code == http.StatusNotFound {
+		return gatewaySession{}, nil
+	}
+	if err != nil {
+		return gatewaySession{}, fmt.Errorf("session %s: %w", id, err)
+	}
+	s.Found = true
+	return s, nil
+}
+
+// apiGet decodes the JSON answer to a GET of path from the control API at
+// base into v. It returns the HTTP status, and an error unless it is 200.
+func apiGet(ctx context.Context, base, token, path string, v any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/stats", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("server stats: %w", err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("server stats: %s", resp.Status)
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, errors.New(resp.Status)
 	}
-	var st struct {
-		LongPollAnswer serverLatency `json:"longPollAnswer"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("server stats: %w", err)
-	}
-	return &st.LongPollAnswer, nil
+	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(v)
 }
 
 // answersBetween describes the answers counted between two snapshots

@@ -122,6 +122,73 @@ func writeTable(w io.Writer, reps []Report) error {
 	return tw.Flush()
 }
 
+// writeSlowTable prints one line per group of slow runs: medians of the
+// healthy subscribers' latency and longest gap, drops and losses summed,
+// and for the first paused subscriber the median time the gateway took
+// to disconnect it (over the runs where it did: their count follows) and
+// how its socket ended most often.
+func writeSlowTable(w io.Writer, reps []Report) error {
+	var slow []Report
+	for _, r := range reps {
+		if r.Slow != nil {
+			slow = append(slow, r)
+		}
+	}
+	if len(slow) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "slow run\truns\thealthy\tpaused\tp50 ms\tp99 ms\tmax ms\tmax gap ms\tdropped\tlost\tpaused closed s\tafter stall s\tpaused end\t")
+	for _, r := range groupReports(slow) {
+		var dropped, lost int64
+		for _, rep := range r.runs {
+			dropped += int64(rep.Slow.HealthyDropped)
+			lost += rep.Lost
+		}
+		closed, afterStall := "-", "-"
+		var cs, as []Report
+		ends := map[string]int64{}
+		for _, rep := range r.runs {
+			if len(rep.Slow.PausedClients) == 0 {
+				continue
+			}
+			p := rep.Slow.PausedClients[0]
+			ends[p.End]++
+			if p.ClosedS != nil {
+				cs = append(cs, rep)
+			}
+			if p.ClosedAfterStallS != nil {
+				as = append(as, rep)
+			}
+		}
+		paused := r.runs[0].Slow.Paused > 0
+		if paused {
+			closed = fmt.Sprintf("never (0/%d)", len(r.runs))
+		}
+		if len(cs) > 0 {
+			closed = fmt.Sprintf("%.1f (%d/%d)", median(cs, func(x *Report) float64 { return *x.Slow.PausedClients[0].ClosedS }), len(cs), len(r.runs))
+		}
+		if len(as) > 0 {
+			afterStall = fmt.Sprintf("%.1f", median(as, func(x *Report) float64 { return *x.Slow.PausedClients[0].ClosedAfterStallS }))
+		}
+		end := "-"
+		if k := sortedKinds(ends); len(k) > 0 {
+			end = k[0]
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%.2f\t%.2f\t%.2f\t%.0f\t%d\t%d\t%s\t%s\t%s\t\n",
+			r.label, len(r.runs),
+			median(r.runs, func(x *Report) float64 { return float64(x.Slow.Healthy) }),
+			r.runs[0].Slow.Paused,
+			median(r.runs, func(x *Report) float64 { return x.Latency.P50 }),
+			median(r.runs, func(x *Report) float64 { return x.Latency.P99 }),
+			median(r.runs, func(x *Report) float64 { return x.Latency.Max }),
+			median(r.runs, func(x *Report) float64 { return x.Slow.MaxGapMS }),
+			dropped, lost, closed, afterStall, end)
+	}
+	return tw.Flush()
+}
+
 // printTable prints the table of the result files named.
 func printTable(paths []string) error {
 	var all []Report
@@ -137,5 +204,8 @@ func printTable(paths []string) error {
 		}
 		all = append(all, reps...)
 	}
-	return writeTable(os.Stdout, all)
+	if err := writeTable(os.Stdout, all); err != nil {
+		return err
+	}
+	return writeSlowTable(os.Stdout, all)
 }

@@ -222,8 +222,10 @@ func (s *Service) data(value *structpb.Value, raw []byte) (json.RawMessage, erro
 		raw = b
 	case len(raw) == 0:
 		raw = []byte("null")
-	case !json.Valid(raw):
-		return nil, status.Error(codes.InvalidArgument, "data_json is not valid JSON")
+	default:
+		if err := bayeux.ValidJSON(raw); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "data_json is not valid JSON: %v", err)
+		}
 	}
 	if len(raw) > s.cfg.MaxDataBytes {
 		return nil, status.Errorf(codes.InvalidArgument, "data is %d bytes; the limit is %d", len(raw), s.cfg.MaxDataBytes)
@@ -467,6 +469,9 @@ func latencySummary(f func() latency.Summary) *gatewayv1.LatencySummary {
 func grpcError(err error) error {
 	if errors.Is(err, engine.ErrInvalidChannel) {
 		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if errors.Is(err, engine.ErrClosing) {
+		return status.Error(codes.Unavailable, "gateway shutting down")
 	}
 	var be *bayeux.Error
 	if !errors.As(err, &be) {

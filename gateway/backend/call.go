@@ -3,7 +3,6 @@ package backend
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -142,8 +141,8 @@ func (r *Router) callOnce(ctx context.Context, rt *route, in callInput) ([]byte,
 		if len(resp.GetData()) == 0 {
 			return []byte("null"), nil
 		}
-		if !json.Valid(resp.GetData()) {
-			return nil, status.Error(codes.Internal, "backend replied with data that is not JSON")
+		if err := bayeux.ValidJSON(resp.GetData()); err != nil {
+			return nil, status.Errorf(codes.Internal, "backend replied with data that is not JSON: %v", err)
 		}
 		return resp.GetData(), nil
 	}
@@ -201,8 +200,8 @@ func (r *Router) callHTTP(ctx context.Context, rt *route, in callInput) ([]byte,
 	if len(out) == 0 {
 		return []byte("null"), nil
 	}
-	if !json.Valid(out) {
-		return nil, &httpError{status: 502, message: "response is not JSON"}
+	if err := bayeux.ValidJSON(out); err != nil {
+		return nil, &httpError{status: 502, message: "response is not JSON: " + err.Error()}
 	}
 	return out, nil
 }

@@ -30,8 +30,8 @@ func (r *Router) publishHook(ctx context.Context, rt *route, s *engine.Session, 
 		return &bayeux.Error{Code: 403, Args: argSafe(reason), Message: "publish_denied"}
 	}
 	if d := resp.GetData(); len(d) > 0 {
-		if !json.Valid(d) {
-			return ErrorFromStatus(status.Error(codes.Internal, "backend rewrote data to invalid JSON"))
+		if err := bayeux.ValidJSON(d); err != nil {
+			return ErrorFromStatus(status.Errorf(codes.Internal, "backend rewrote data to invalid JSON: %v", err))
 		}
 		m.Data = d
 	}
@@ -85,7 +85,7 @@ func (r *Router) CanHandshake(ctx context.Context, s *engine.Session, m *bayeux.
 	if len(resp.GetSubscribe())+len(resp.GetPublish()) > 0 {
 		s.Set(attrPerms, &perms{subscribe: resp.GetSubscribe(), publish: resp.GetPublish()})
 	}
-	if ext := resp.GetExt(); len(ext) > 0 && json.Valid(ext) {
+	if ext := resp.GetExt(); len(ext) > 0 && bayeux.ValidJSON(ext) == nil {
 		s.Set(attrHandshakeExt, json.RawMessage(ext))
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
@@ -33,6 +34,8 @@ type Router struct {
 	mu       sync.Mutex                  // guards inflight, open
 	inflight map[*engine.Session]int     // remote calls in flight per session
 	open     map[streamKey]*activeStream // streams by channel (contract) or route (method)
+
+	invalid atomic.Int64 // stream messages dropped as not JSON in valid UTF-8
 }
 
 var (

@@ -179,7 +179,11 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 			}
 			data, err := marshalJSON.Marshal(resp)
 			if err != nil {
-				return nil, err
+				// protojson refuses strings that are not valid UTF-8:
+				// drop this message, keep the stream.
+				r.invalid.Add(1)
+				r.log.Warn("stream message dropped: cannot map it to JSON", "route", rt.pattern, "err", err)
+				return &upstream{}, nil
 			}
 			ch, err := expand(rt, data)
 			if err != nil {
@@ -240,8 +244,9 @@ func (r *Router) relay(st *activeStream, u *upstream) {
 	if len(data) == 0 {
 		data = []byte("null")
 	}
-	if !json.Valid(data) || (len(u.ext) > 0 && !json.Valid(u.ext)) {
-		r.log.Warn("stream message with invalid JSON dropped", "route", rt.pattern, "channel", name)
+	if err := validUpstream(data, u.ext); err != nil {
+		r.invalid.Add(1)
+		r.log.Warn("stream message dropped", "route", rt.pattern, "channel", name, "err", err)
 		return
 	}
 	switch {
@@ -257,6 +262,27 @@ func (r *Router) relay(st *activeStream, u *upstream) {
 	default:
 		r.e.Publish(name, data, u.ext)
 	}
+}
+
+// InvalidDropped returns how many stream messages were dropped because
+// their data or ext was not JSON in valid UTF-8.
+func (r *Router) InvalidDropped() int64 { return r.invalid.Load() }
+
+// validUpstream checks the data and ext (empty: none) of a stream message:
+// both must be JSON in valid UTF-8 (bayeux.ValidJSON) before they may reach
+// a client. A message that fails is dropped and logged, without a gap
+// notice: nothing was lost in transit, the backend sent something no
+// client could read.
+func validUpstream(data, ext []byte) error {
+	if err := bayeux.ValidJSON(data); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	if len(ext) > 0 {
+		if err := bayeux.ValidJSON(ext); err != nil {
+			return fmt.Errorf("ext: %w", err)
+		}
+	}
+	return nil
 }
 
 // gapExt marks the notice sent when a reopened stream may have lost

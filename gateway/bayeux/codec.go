@@ -16,6 +16,10 @@ var (
 	ErrNotMessages   = errors.New("bayeux: body is neither a message nor an array of messages")
 	ErrEmptyBatch    = errors.New("bayeux: empty message array")
 	ErrBatchTooLarge = errors.New("bayeux: too many messages in one request")
+	// ErrInvalidUTF8 reports input that is not valid UTF-8. A websocket
+	// transport answers it with close 1007 (invalid frame payload data),
+	// the polling transports with HTTP 400.
+	ErrInvalidUTF8 = errors.New("bayeux: invalid UTF-8")
 )
 
 type wireMessage struct {
@@ -35,6 +39,8 @@ type wireMessage struct {
 
 // Decode parses a transport payload: a JSON array of messages or a single
 // message object. Whole-request problems are reported as ErrEmptyBody,
+// ErrInvalidUTF8 (anywhere in data, raw data and ext included: what a
+// client sends may be relayed to others, and JSON must be UTF-8),
 // ErrBadJSON, ErrNotMessages, ErrEmptyBatch or ErrBatchTooLarge (when more
 // than maxBatch messages arrive; maxBatch <= 0 means no limit). A message
 // whose fields have the wrong types is still returned, with Invalid() set,
@@ -47,6 +53,9 @@ func Decode(data []byte, maxBatch int) ([]Message, error) {
 	data = trimSpace(data)
 	if len(data) == 0 {
 		return nil, ErrEmptyBody
+	}
+	if !utf8.Valid(data) {
+		return nil, ErrInvalidUTF8
 	}
 	switch data[0] {
 	case '[':
@@ -62,6 +71,24 @@ func Decode(data []byte, maxBatch int) ([]Message, error) {
 		return msgs, nil
 	}
 	return decodeStd(data, maxBatch)
+}
+
+// ValidJSON reports whether raw is exactly one JSON value in valid UTF-8,
+// which every raw field (data, ext) must be before it may reach a client.
+// It returns nil, ErrInvalidUTF8 or ErrBadJSON (also for an empty raw:
+// callers decide what absent means). It is the one check for JSON that
+// enters from elsewhere than a client's request (control API, backends);
+// Decode already applies it to clients' requests. An escaped lone
+// surrogate such as "\ud800" passes: it is valid JSON and plain ASCII on
+// the wire, and browsers accept it.
+func ValidJSON(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return ErrInvalidUTF8
+	}
+	if !json.Valid(raw) {
+		return ErrBadJSON
+	}
+	return nil
 }
 
 // decodeStd is Decode with encoding/json, for what decodeFast leaves.
@@ -168,7 +195,11 @@ func AppendBatch(dst []byte, encoded ...[]byte) []byte {
 	return append(dst, ']')
 }
 
-// AppendMessage appends the JSON encoding of m to dst.
+// AppendMessage appends the JSON encoding of m to dst. The output is always
+// valid UTF-8: strings are made so by AppendString, and raw fields (Data,
+// Ext, Subscription, ExtFields), which are checked where they enter
+// (Decode, ValidJSON), get a last line of defence in appendRaw. AppendMessage
+// does not check that raw fields are JSON.
 func AppendMessage(dst []byte, m *Message) []byte {
 	dst = append(dst, `{"channel":`...)
 	dst = AppendString(dst, m.Channel)
@@ -193,7 +224,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	}
 	if len(m.Subscription) > 0 {
 		dst = append(dst, `,"subscription":`...)
-		dst = append(dst, m.Subscription...)
+		dst = appendRaw(dst, m.Subscription)
 	}
 	if m.Version != "" {
 		dst = append(dst, `,"version":`...)
@@ -215,7 +246,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	}
 	if len(m.Data) > 0 {
 		dst = append(dst, `,"data":`...)
-		dst = append(dst, m.Data...)
+		dst = appendRaw(dst, m.Data)
 	}
 	if m.Advice != nil {
 		dst = append(dst, `,"advice":`...)
@@ -269,7 +300,7 @@ func appendExt(dst []byte, raw json.RawMessage, fields []ExtField) []byte {
 	if len(fields) == 0 {
 		if len(raw) > 0 {
 			dst = append(dst, `,"ext":`...)
-			dst = append(dst, raw...)
+			dst = appendRaw(dst, raw)
 		}
 		return dst
 	}
@@ -277,7 +308,7 @@ func appendExt(dst []byte, raw json.RawMessage, fields []ExtField) []byte {
 	if len(raw) > 1 && raw[0] == '{' {
 		inner := trimSpace(raw[1 : len(raw)-1])
 		if len(inner) > 0 {
-			dst = append(dst, inner...)
+			dst = appendRaw(dst, inner)
 			dst = append(dst, ',')
 		}
 	}
@@ -287,9 +318,31 @@ func appendExt(dst []byte, raw json.RawMessage, fields []ExtField) []byte {
 		}
 		dst = AppendString(dst, f.Key)
 		dst = append(dst, ':')
-		dst = append(dst, f.Value...)
+		dst = appendRaw(dst, f.Value)
 	}
 	return append(dst, '}')
+}
+
+// appendRaw appends a raw JSON value. Bytes that are not valid UTF-8 are
+// written as U+FFFD, as encoding/json does inside strings, so that no
+// client ever receives an invalid text frame, whatever slipped past the
+// checks at the edges (a filter or extension setting raw bytes, say). In
+// JSON text such bytes can only stand inside strings, so valid JSON stays
+// valid. The check costs one utf8.Valid per raw field, once per broadcast.
+func appendRaw(dst, raw []byte) []byte {
+	if utf8.Valid(raw) {
+		return append(dst, raw...)
+	}
+	for len(raw) > 0 {
+		r, size := utf8.DecodeRune(raw)
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, "\uFFFD"...)
+		} else {
+			dst = append(dst, raw[:size]...)
+		}
+		raw = raw[size:]
+	}
+	return dst
 }
 
 const hexDigits = "0123456789abcdef"

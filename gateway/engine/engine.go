@@ -135,6 +135,7 @@ type Engine struct {
 	subs        []SubscriptionListener
 	senders     []Sender // the extensions that are also Senders
 
+	gate      sync.RWMutex // fan-outs hold it shared; Close takes it to set closing
 	closing   atomic.Bool
 	done      chan struct{}
 	startOnce sync.Once
@@ -202,7 +203,10 @@ func (e *Engine) Start(ctx context.Context) error {
 // Close is idempotent.
 func (e *Engine) Close(ctx context.Context) error {
 	e.stopOnce.Do(func() {
+		// Fan-outs under way finish first; later ones are refused.
+		e.gate.Lock()
 		e.closing.Store(true)
+		e.gate.Unlock()
 		close(e.done)
 		for _, s := range e.Sessions() {
 			s.shutdown()

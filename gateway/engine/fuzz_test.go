@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
@@ -13,9 +14,10 @@ import (
 
 // FuzzProcess feeds decoded batches from one client, then from a second,
 // to an engine with the ack extension on. Whatever arrives, every message
-// gets exactly one reply on its own channel, replies encode to valid JSON,
-// and the engine keeps serving: a clean handshake still works afterwards.
-// The fuzzed bytes may name the live session with "$ID".
+// gets exactly one reply on its own channel, replies and delivered events
+// encode to valid JSON in valid UTF-8, and the engine keeps serving: a
+// clean handshake still works afterwards. The fuzzed bytes may name the
+// live session with "$ID".
 func FuzzProcess(f *testing.F) {
 	for _, s := range []string{
 		`[{"channel":"/meta/subscribe","clientId":"$ID","subscription":["/a/**","/b"]},{"channel":"/a/x","clientId":"$ID","data":{"k":1},"id":"1"}]`,
@@ -24,6 +26,8 @@ func FuzzProcess(f *testing.F) {
 		`[{"channel":"/service/x","clientId":"$ID","data":null},{"channel":"/meta/handshake"}]`,
 		`[{"channel":"/meta/bogus","clientId":"$ID"},{"channel":"/a/*","clientId":"$ID"},{"channel":"","id":"x"}]`,
 		`[{"channel":"/meta/subscribe","clientId":"nope","subscription":5},{"channel":"/meta/connect","clientId":"$ID","ext":{"ack":"x"}}]`,
+		`[{"channel":"/meta/subscribe","clientId":"$ID","subscription":"/a"},{"channel":"/a","clientId":"$ID","data":"\ud800","ext":{"k":"\udfff"}},{"channel":"/meta/connect","clientId":"$ID","connectionType":"long-polling"}]`,
+		"[{\"channel\":\"/meta/subscribe\",\"clientId\":\"$ID\",\"subscription\":\"/a\"},{\"channel\":\"/a\",\"clientId\":\"$ID\",\"data\":\"\xff\xfe\xed\xa0\x80\"},{\"channel\":\"/meta/connect\",\"clientId\":\"$ID\",\"connectionType\":\"long-polling\"}]",
 	} {
 		f.Add([]byte(s))
 	}
@@ -38,6 +42,9 @@ func FuzzProcess(f *testing.F) {
 		msgs, err := bayeux.Decode(data, 16)
 		if err != nil {
 			return
+		}
+		if !utf8.Valid(data) {
+			t.Fatalf("Decode accepted %q, which is not valid UTF-8", data)
 		}
 		for range 2 {
 			replies, b := process(t, e, c, data)
@@ -61,7 +68,7 @@ func FuzzProcess(f *testing.F) {
 }
 
 // process runs one batch, completing connects now, and checks every reply
-// encodes to valid JSON.
+// and every event delivered with it is valid JSON in valid UTF-8.
 func process(t *testing.T, e *engine.Engine, c *engine.Client, data []byte) ([]*bayeux.Message, *engine.Batch) {
 	t.Helper()
 	msgs, err := bayeux.Decode(data, 16)
@@ -73,13 +80,13 @@ func process(t *testing.T, e *engine.Engine, c *engine.Client, data []byte) ([]*
 	for _, x := range b.Exchanges {
 		if x.IsConnect() && x.Reply.Successful {
 			for _, ev := range x.Session.Complete(x, nil, 0) {
-				if !json.Valid(ev) {
-					t.Fatalf("event %s is not valid JSON", ev)
+				if !utf8.Valid(ev) || !json.Valid(ev) {
+					t.Fatalf("event %q is not valid UTF-8 JSON", ev)
 				}
 			}
 		}
-		if enc := bayeux.AppendMessage(nil, x.Reply); !json.Valid(enc) {
-			t.Fatalf("reply %s is not valid JSON", enc)
+		if enc := bayeux.AppendMessage(nil, x.Reply); !utf8.Valid(enc) || !json.Valid(enc) {
+			t.Fatalf("reply %q is not valid UTF-8 JSON", enc)
 		}
 		replies = append(replies, x.Reply)
 	}

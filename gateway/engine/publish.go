@@ -105,7 +105,9 @@ func (e *Engine) publish(ctx context.Context, x *Exchange) {
 	if kind == bayeux.KindService {
 		return
 	}
-	e.broadcast(s, name, m.Data, m.Ext)
+	if _, err := e.broadcast(s, name, m.Data, m.Ext); err != nil {
+		r.Fail(errShuttingDown) // not acknowledged: the client may publish again elsewhere
+	}
 }
 
 func (e *Engine) runHandlers(ctx context.Context, s *Session, name string, m *bayeux.Message) *bayeux.Error {
@@ -147,7 +149,8 @@ var ErrInvalidChannel = errors.New("engine: not a valid broadcast channel")
 // the same path as a client's publish without a session: the policy's
 // CanCreate and CanPublish, then the publish handlers (which may rewrite
 // m.Data or veto), then fan-out. It returns how many sessions the message
-// was queued for; errors are ErrInvalidChannel or a *bayeux.Error.
+// was queued for; errors are ErrInvalidChannel, ErrClosing or a
+// *bayeux.Error.
 func (e *Engine) PublishChecked(ctx context.Context, m *bayeux.Message) (int, error) {
 	name, wild, ok := bayeux.ParseChannel(m.Channel)
 	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) != bayeux.KindBroadcast {
@@ -164,25 +167,30 @@ func (e *Engine) PublishChecked(ctx context.Context, m *bayeux.Message) (int, er
 	if err := e.runHandlers(ctx, nil, name, m); err != nil {
 		return 0, err
 	}
-	return e.broadcast(nil, name, m.Data, m.Ext), nil
+	return e.broadcast(nil, name, m.Data, m.Ext)
 }
 
 // Publish broadcasts data (and ext, which may be nil) on channel from the
 // server side and returns how many sessions it was queued for. The channel
-// must be a valid, non-wildcard broadcast channel.
+// must be a valid, non-wildcard broadcast channel. Once the engine is
+// closing, it fails with ErrClosing.
 func (e *Engine) Publish(channel string, data, ext json.RawMessage) (int, error) {
 	name, wild, ok := bayeux.ParseChannel(channel)
 	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) != bayeux.KindBroadcast {
 		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, channel)
 	}
-	return e.broadcast(nil, name, data, ext), nil
+	return e.broadcast(nil, name, data, ext)
 }
+
+// ErrClosing is returned for a publish once the engine is shutting down:
+// it was queued for nobody.
+var ErrClosing = errors.New("engine: shutting down")
 
 var sessionSlices = sync.Pool{New: func() any { s := make([]*Session, 0, 64); return &s }}
 
 // broadcast encodes {channel, data, ext} once (never the publisher's id or
 // clientId) and queues the same bytes for every matching subscriber.
-func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage) int {
+func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage) (int, error) {
 	out := bayeux.Message{Channel: name, Data: data, Ext: ext}
 	e.send(&out)
 	b := bayeux.AppendMessage(make([]byte, 0, 32+len(name)+len(data)+len(ext)), &out)
@@ -192,8 +200,15 @@ func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage
 // Fanout queues an encoded message for every session subscribed to a
 // pattern matching channel name, each once, skipping from when the
 // publisher must not get its own broadcasts. b is shared: it must never be
-// modified afterwards.
-func (e *Engine) Fanout(name string, b []byte, from *Session) int {
+// modified afterwards. Once Close has begun it queues nothing and fails
+// with ErrClosing: a message is either queued for every subscriber before
+// their sessions end (and goes out with their final replies) or refused.
+func (e *Engine) Fanout(name string, b []byte, from *Session) (int, error) {
+	e.gate.RLock()
+	defer e.gate.RUnlock()
+	if e.closing.Load() {
+		return 0, ErrClosing
+	}
 	e.stats.Published.Add(1)
 	p := sessionSlices.Get().(*[]*Session)
 	subs := e.channels.match(name, (*p)[:0])
@@ -209,5 +224,5 @@ func (e *Engine) Fanout(name string, b []byte, from *Session) int {
 	*p = subs[:0]
 	sessionSlices.Put(p)
 	e.stats.Delivered.Add(int64(n))
-	return n
+	return n, nil
 }

@@ -497,12 +497,19 @@ func (s *Session) completeLocked(x *Exchange, dst [][]byte, max, maxBytes int) [
 // events to write (at most max messages and about maxBytes; max <= 0 means
 // no count limit) and, when the held connect is due, its exchange, whose
 // reply must follow the events. In deliver-only mode (ack extension,
-// metaConnectDeliverOnly) events come only together with a connect. While
+// metaConnectDeliverOnly) events come only together with a connect, or
+// after the session has ended. While
 // one of the session's requests is being processed, its events wait for
 // that request's reply (Take) or the end of the batch, which wakes the
 // connection again: an answer never overtakes the reply to its request.
 func (s *Session) Pull(dst [][]byte, max, maxBytes int) ([][]byte, *Exchange) {
 	s.mu.Lock()
+	if s.batching > 0 && s.state == StateClosed {
+		// The request that ended the session is being processed: its
+		// reply carries the end (Ended), and comes first.
+		s.mu.Unlock()
+		return dst, nil
+	}
 	h := s.held
 	if h != nil && h.end == holdActive && (s.state == StateClosed || s.deliverOnly && s.queue.Len() > 0) {
 		h.end = holdMessages
@@ -514,11 +521,43 @@ func (s *Session) Pull(dst [][]byte, max, maxBytes int) ([][]byte, *Exchange) {
 		s.e.outgoing(h.x)
 		return dst, h.x
 	}
-	if !s.deliverOnly && s.batching == 0 {
+	// A session that has ended sends what is left, deliver-only or not:
+	// no connect will carry it any more.
+	if (!s.deliverOnly || s.state == StateClosed) && s.batching == 0 {
 		dst = s.queue.Take(dst, max, maxBytes)
 	}
 	s.mu.Unlock()
 	return dst, nil
+}
+
+// Ended is called by a push transport replying to the batch that ended
+// the session (a /meta/disconnect): it returns what is still queued and
+// the connect held from an earlier request, completed, if any. Its reply
+// goes before the batch's replies, so that clients see no connect
+// outstanding when the disconnect reply arrives.
+func (s *Session) Ended(dst [][]byte) ([][]byte, *Exchange) {
+	s.mu.Lock()
+	h := s.held
+	s.held = nil
+	if h != nil {
+		dst = s.completeLocked(h.x, dst, 0, 0)
+	} else {
+		dst = s.queue.Take(dst, 0, 0)
+	}
+	s.mu.Unlock()
+	if h == nil {
+		return dst, nil
+	}
+	s.e.outgoing(h.x)
+	return dst, h.x
+}
+
+// InBatch reports whether one of the session's own requests is being
+// processed.
+func (s *Session) InBatch() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.batching > 0
 }
 
 // Take removes queued events for a response that piggybacks them (an HTTP

@@ -73,6 +73,9 @@ type WebSocketConfig struct {
 	MaxPendingBytes  int           // owed by a full socket besides the session queue; default 1 MiB
 	Subprotocol      string        // required subprotocol, "" for none
 	Compression      bool
+	// HandshakeTimeout closes a connection with no session after this
+	// long. Default 10s.
+	HandshakeTimeout time.Duration
 	// RequireHandshakePerConnection refuses to resume a session on a new
 	// connection: each connection must handshake its own session.
 	RequireHandshakePerConnection bool
@@ -143,6 +146,9 @@ func (c *Config) setDefaults() {
 	}
 	if w.MaxFrameBytes <= 0 {
 		w.MaxFrameBytes = 64 << 10
+	}
+	if w.HandshakeTimeout <= 0 {
+		w.HandshakeTimeout = 10 * time.Second
 	}
 	if w.MaxPendingBytes <= 0 {
 		w.MaxPendingBytes = 1 << 20

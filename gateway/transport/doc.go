@@ -20,8 +20,13 @@
 // coming (internal/workers), which keeps their grown stacks. Frames of one
 // connection are always processed one at a time, in order.
 //
-// Writing: every write to a connection happens under its write lock (wmu),
-// including the library's control replies. Replies to a frame are written
+// Writing (wswrite.go): every frame, control frames included, is framed by
+// this package and offered to the socket under the connection's write lock
+// (wmu) with one non-blocking write; what the socket does not take waits
+// in the connection's pending bytes and is written by a goroutine of that
+// connection alone, so no worker ever waits on a socket. While it waits,
+// the connection is stalled: queued messages stay in the session's
+// bounded queue. Replies to a frame are written
 // by its reader, preceded by what is queued for the session. Messages the
 // engine queues later are written by flush workers (flush.go): a connection
 // with something to send joins a shared list and waits FlushDelay there so

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cometgate/cometgate/gateway/engine"
 	"github.com/cometgate/cometgate/gateway/transport"
@@ -16,9 +17,9 @@ import (
 
 // FuzzPollRequest sends arbitrary long-polling and callback-polling
 // requests (body or message parameter, content type) to the handler. Each
-// gets a status from a short list, a 200 carries valid JSON (or a call of
-// the requested callback), and the handler keeps answering a clean
-// handshake.
+// gets a status from a short list, a 200 carries valid JSON in valid UTF-8
+// (or a call of the requested callback with such an argument), and the
+// handler keeps answering a clean handshake.
 func FuzzPollRequest(f *testing.F) {
 	for _, s := range []struct {
 		body, ct string
@@ -30,6 +31,10 @@ func FuzzPollRequest(f *testing.F) {
 		{`[{"channel":"/meta/handshake","version":"1.0"}]`, "", true},
 		{`{"channel":"/x","data":"\u2028"}`, "application/json; charset=utf-16", false},
 		{`[]`, "application/json", true},
+		{"[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"ext\":{\"k\":\"\xff\xfe\xed\xa0\x80\"}}]", "application/json", false},
+		{"[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"ext\":{\"k\":\"\xc0\xaf\"}}]", "", true},
+		{"message=%5B%7B%22channel%22%3A%22%2Fmeta%2Fhandshake%22%2C%22ext%22%3A%22%ED%A0%80%22%7D%5D", "application/x-www-form-urlencoded", false},
+		{`[{"channel":"/meta/handshake","version":"1.0","ext":{"k":"\ud800"}}]`, "application/json", false},
 	} {
 		f.Add([]byte(s.body), s.ct, s.jsonp)
 	}
@@ -51,6 +56,9 @@ func FuzzPollRequest(f *testing.F) {
 		switch w.Code {
 		case http.StatusOK:
 			out := w.Body.Bytes()
+			if !utf8.Valid(out) {
+				t.Fatalf("answer %q is not valid UTF-8", out)
+			}
 			if jsonp {
 				s := string(out)
 				if !strings.HasPrefix(s, "cb_1(") || !strings.HasSuffix(s, ")") || !json.Valid(out[len("cb_1("):len(out)-1]) {

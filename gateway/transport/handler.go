@@ -187,8 +187,13 @@ func handshakeNotAlone(msgs []bayeux.Message) bool {
 
 // handlerStats are cumulative counters of a Handler.
 type handlerStats struct {
-	slowClosed atomic.Int64 // websocket connections cut off as too slow
+	slowClosed        atomic.Int64 // websocket connections cut off as too slow
+	handshakeTimeouts atomic.Int64 // websocket connections closed for not handshaking in time
 }
+
+// HandshakeTimeouts returns how many websocket connections were closed
+// because no session was handshaken on them within HandshakeTimeout.
+func (h *Handler) HandshakeTimeouts() int64 { return h.stats.handshakeTimeouts.Load() }
 
 // SlowClosed returns how many websocket connections were cut off because
 // their client did not read fast enough (queue or pending-bytes bound, or

@@ -33,6 +33,7 @@ type wsConn struct {
 
 	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side and the fields below
 	holdTimer atomic.Pointer[time.Timer] // timer of the held connect
+	hsTimer   atomic.Pointer[time.Timer] // closes the connection if no session is bound in time
 	pingTimer *time.Timer                // nil when polled
 
 	// Publish replies held for the answer that follows them (see
@@ -93,7 +94,11 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.up.deflate}
-	if tcp, ok := hj.conn.(*net.TCPConn); ok {
+	sock := hj.conn
+	if u, ok := sock.(interface{ NetConn() net.Conn }); ok {
+		sock = u.NetConn() // a listener's wrapper (per-address limit)
+	}
+	if tcp, ok := sock.(*net.TCPConn); ok {
 		c.raw, _ = tcp.SyscallConn()
 	}
 	c.client = engine.Client{
@@ -124,7 +129,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(code, "")
 		return nil
 	})
-	if c.pollable(hj.br) {
+	// Until it handshakes, a connection is on a clock.
+	polled := c.pollable(hj.br)
+	c.hsTimer.Store(time.AfterFunc(h.cfg.WebSocket.HandshakeTimeout, c.handshakeExpired))
+	if polled {
 		h.conns.add(c)
 		if err := h.poller.add(c); err != nil {
 			h.cfg.Logger.Warn("cannot watch websocket connection", "remote", r.RemoteAddr, "err", err)
@@ -288,6 +296,12 @@ func (c *wsConn) handleFrame(data []byte) (ok bool) {
 		c.h.cfg.Logger.Debug("websocket batch too large", "remote", c.client.RemoteAddr)
 		c.closeWith(websocket.CloseMessageTooBig, "too many messages")
 		return false
+	case errors.Is(err, bayeux.ErrInvalidUTF8):
+		// RFC 6455 section 8.1: a text frame that is not UTF-8 fails the
+		// connection with 1007.
+		c.h.cfg.Logger.Debug("websocket frame is not valid UTF-8", "remote", c.client.RemoteAddr)
+		c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8")
+		return false
 	case err != nil:
 		c.h.cfg.Logger.Debug("bad websocket frame", "remote", c.client.RemoteAddr, "err", err)
 		c.closeWith(websocket.CloseInternalServerErr, "bad JSON")
@@ -307,6 +321,9 @@ func (c *wsConn) process(msgs []bayeux.Message) bool {
 	b := c.h.e.Process(context.Background(), &c.client, msgs)
 	if c.client.Bound != before {
 		c.bound.Store(c.client.Bound)
+		if t := c.hsTimer.Swap(nil); t != nil {
+			t.Stop()
+		}
 	}
 	var held *engine.Exchange
 	for _, x := range b.Exchanges {
@@ -343,13 +360,28 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 			events = x.Session.Complete(x, events, room)
 		}
 	}
-	if b.Session != nil && c.h.cfg.WebSocket.MessagesPerFrame == 0 {
+	// A batch that ended its session (a disconnect) first completes the
+	// connect held before, with what is left: clients close the
+	// connection only if no connect is outstanding when the disconnect
+	// reply arrives.
+	var prior *engine.Exchange
+	ended := b.Session != nil && b.Session.Closed()
+	if ended {
+		events, prior = b.Session.Ended(events)
+	} else if b.Session != nil && c.h.cfg.WebSocket.MessagesPerFrame == 0 {
 		// With a per-frame limit, queued events are left to the flush,
 		// which splits them.
 		events = b.Session.Take(events, 0)
 	}
 	b.End()
 	out, n := c.openFrame(*buf, events)
+	if prior != nil {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = bayeux.AppendMessage(out, prior.Reply)
+		n++
+	}
 	// A publish whose answer follows waits for it, unless events go now.
 	// (openFrame has taken any replies held before: they go now.)
 	deferOK := len(events) == 0 && c.h.cfg.WebSocket.AnswerWait > 0
@@ -377,7 +409,13 @@ func (c *wsConn) reply(b *engine.Batch, held *engine.Exchange, buf *[]byte) bool
 	if deferred {
 		c.armAckTimer()
 	}
-	return n == 0 || c.writeLocked(out)
+	if n > 0 && !c.writeLocked(out) {
+		return false
+	}
+	if ended && c.bound.Load() == b.Session {
+		c.endLocked(b.Session)
+	}
+	return true
 }
 
 // openFrame starts a frame in buf: room for its header, then '[', the
@@ -500,18 +538,26 @@ func (c *wsConn) flush() {
 			return
 		}
 	}
-	if s.Closed() && c.bound.Load() == s {
-		switch s.CloseReason() {
-		case engine.CloseDisconnect:
-			// The client asked; it closes the socket itself.
-		case engine.CloseShutdown:
-			c.closeLocked(websocket.CloseGoingAway, "server shutdown")
-		case engine.CloseSlow:
+	if s.Closed() && c.bound.Load() == s && !s.InBatch() {
+		c.endLocked(s)
+	}
+}
+
+// endLocked closes the connection of ended session s, after what is
+// pending, with a code for why it ended; the caller holds wmu.
+func (c *wsConn) endLocked(s *engine.Session) {
+	switch s.CloseReason() {
+	case engine.CloseDisconnect:
+		c.closeLocked(websocket.CloseNormalClosure, "disconnected")
+	case engine.CloseShutdown:
+		c.closeLocked(websocket.CloseGoingAway, "server shutdown")
+	case engine.CloseSlow:
+		if !c.closed.Load() {
 			c.h.stats.slowClosed.Add(1)
-			c.abortLocked(websocket.ClosePolicyViolation, "slow client")
-		default:
-			c.closeLocked(websocket.CloseNormalClosure, "Destroy")
 		}
+		c.abortLocked(websocket.ClosePolicyViolation, "slow client")
+	default:
+		c.closeLocked(websocket.CloseNormalClosure, "Destroy")
 	}
 }
 
@@ -522,6 +568,17 @@ func (c *wsConn) closeWith(code int, reason string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.closeLocked(code, reason)
+}
+
+// handshakeExpired closes a connection that has no session yet.
+func (c *wsConn) handshakeExpired() {
+	c.hsTimer.Store(nil)
+	if c.bound.Load() != nil || c.closed.Load() {
+		return
+	}
+	c.h.stats.handshakeTimeouts.Add(1)
+	c.h.cfg.Logger.Debug("websocket closed: no handshake in time", "remote", c.client.RemoteAddr, "handshakeTimeout", c.h.cfg.WebSocket.HandshakeTimeout)
+	c.closeWith(websocket.ClosePolicyViolation, "no handshake")
 }
 
 // Superseded is called when session s, bound to this connection, is
@@ -545,6 +602,9 @@ func (c *wsConn) finish() {
 		c.pingTimer.Stop()
 	}
 	if t := c.holdTimer.Load(); t != nil {
+		t.Stop()
+	}
+	if t := c.hsTimer.Swap(nil); t != nil {
 		t.Stop()
 	}
 	if s := c.bound.Load(); s != nil {
