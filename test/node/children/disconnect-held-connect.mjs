@@ -63,4 +63,14 @@ await new Promise((res) => {
 
 const reply = await client.disconnect();
 const { answered } = connects();
-say('disconnected', { reply, heldAnswer: answered.get(held) || null, status: client.cometd.getStatus() });
+// The frame that carried the disconnect reply, message by message.
+let disconnectFrame = null;
+for (const e of wire.entries) {
+  if (!e.tag.endsWith(':child') || e.dir !== '<') continue;
+  let msgs;
+  try { msgs = [].concat(JSON.parse(e.text)); } catch { continue; }
+  if (msgs.some((m) => m.channel === '/meta/disconnect')) {
+    disconnectFrame = msgs.map(({ channel, id, successful }) => ({ channel, id, successful }));
+  }
+}
+say('disconnected', { reply, heldAnswer: answered.get(held) || null, disconnectFrame, status: client.cometd.getStatus() });

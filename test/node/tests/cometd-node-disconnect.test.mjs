@@ -80,6 +80,11 @@ describe('CometD 9 Node client: disconnect() with a connect held over websocket'
       assert.ok(done, `child reported the disconnect: ${JSON.stringify(steps)}`);
       assert.equal(done.reply && done.reply.successful, true, `disconnect reply: ${JSON.stringify(done.reply)}`);
       assert.ok(done.heldAnswer, 'the held connect was answered');
+      // Ahead of the disconnect reply in the same frame: then the client has
+      // no connect outstanding when it reads the disconnect reply, whatever
+      // the timing (an answer in a frame of its own could come after it).
+      const frame = (done.disconnectFrame || []).map((m) => `${m.channel}#${m.id}`);
+      assert.deepEqual(frame, [`/meta/connect#${held.connectId}`, `/meta/disconnect#${done.reply.id}`], 'the frame with the disconnect reply');
       assert.equal(e.signal, null, 'exited, not killed');
       assert.equal(e.code, 0, `exit code; stderr: ${stderr}`);
 
