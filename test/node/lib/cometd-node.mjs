@@ -8,6 +8,17 @@
 //   the second long-polling client the "multiple-clients" advice. We plug a jar
 //   per client in through the adapter's documented `cookies` hooks, keyed on
 //   the transport `context` that CometD copies into each XHR.
+// * Cookies on websockets, as a browser sends them. The adapter's WebSocket
+//   (the `ws` package) keeps no cookies, but the gateway binds a websocket
+//   session to the BAYEUX_BROWSER cookie of the upgrade (its 101 response
+//   sets one when the request has none) and lets a new connection resume the
+//   session only with it. CometD creates its sockets with
+//   `new window.WebSocket(url)`, which says nothing of the client, so each
+//   NodeClient registers its own websocket transport (JarWebSocketTransport)
+//   that names its owner for the synchronous extent of `send` -- the only
+//   place CometD opens a socket -- and the WebSocket constructor takes the
+//   jar from there: it sends the jar's cookies with the upgrade and stores
+//   the Set-Cookie headers of the response in the same jar as the XHRs'.
 // * A wire log: every XHR request/response (with the Cookie header actually
 //   sent) and every websocket frame, for evidence when a test fails.
 // * A recording extension that sees every incoming message before the
@@ -17,7 +28,7 @@
 import { adapt } from 'cometd-nodejs-client';
 import { XMLHttpRequest as AdapterXHR } from 'cometd-nodejs-client/src/XMLHttpRequest.js';
 import { WebSocket as WsWebSocket } from 'ws';
-import { CometD, AckExtension, TimeSyncExtension } from 'cometd';
+import { CometD, AckExtension, TimeSyncExtension, WebSocketTransport } from 'cometd';
 import { Wire, withTimeout, waitFor } from './util.mjs';
 
 export { CometD, AckExtension, TimeSyncExtension };
@@ -87,11 +98,28 @@ class JarXHR extends AdapterXHR {
 }
 
 let wsSeq = 0;
+// The client whose websocket transport is sending right now (see
+// JarWebSocketTransport); null outside of its synchronous `send`.
+let wsOwner = null;
+
 class LoggingWebSocket extends WsWebSocket {
   constructor(url, protocols, options) {
-    super(url, protocols, options);
-    this.tag = `ws-${++wsSeq}`;
-    wire.add(this.tag, 'OPEN', String(url));
+    const owner = wsOwner;
+    const jar = (owner && owner.cookieStore) || sharedJar;
+    const host = new URL(String(url)).hostname;
+    const cookie = cookiesFor(jar, host).join('; ');
+    const opts = { ...(options || {}) };
+    if (cookie) opts.headers = { ...(opts.headers || {}), Cookie: cookie };
+    super(url, protocols === undefined ? [] : protocols, opts);
+    this.tag = owner ? `ws-${++wsSeq}:${owner.name}` : `ws-${++wsSeq}`;
+    wire.add(this.tag, `OPEN cookie=[${cookie}]`, String(url));
+    // 'upgrade' comes with the 101 response, before 'open' (and so before
+    // CometD sends anything on the socket).
+    this.on('upgrade', (res) => {
+      const set = [].concat(res.headers['set-cookie'] || []);
+      for (const h of set) storeCookie(jar, host, h);
+      if (set.length) wire.add(this.tag, '< 101 set-cookie', JSON.stringify(set));
+    });
     this.addEventListener('message', (e) => wire.add(this.tag, '<', String(e.data)));
     this.addEventListener('close', (e) => wire.add(this.tag, 'CLOSE', `${e.code} ${e.reason}`));
     this.addEventListener('error', (e) => wire.add(this.tag, 'ERROR', String(e.message || e.error || e)));
@@ -99,6 +127,27 @@ class LoggingWebSocket extends WsWebSocket {
   send(data, ...rest) {
     wire.add(this.tag, '>', String(data));
     return super.send(data, ...rest);
+  }
+}
+
+/**
+ * CometD's websocket transport for one NodeClient: while it sends (and so
+ * possibly opens a socket, synchronously, with `new window.WebSocket`), the
+ * socket's constructor knows whose cookie jar to use.
+ */
+class JarWebSocketTransport extends WebSocketTransport {
+  constructor(owner) {
+    super();
+    this.owner = owner;
+  }
+  send(envelope, metaConnect) {
+    const prev = wsOwner;
+    wsOwner = this.owner;
+    try {
+      return super.send(envelope, metaConnect);
+    } finally {
+      wsOwner = prev;
+    }
   }
 }
 
@@ -122,6 +171,9 @@ export class NodeClient {
     }
     if (!this.cometd.findTransport(transport)) throw new Error(`transport ${transport} not available`);
     this.cookieStore = new Map();
+    if (this.cometd.unregisterTransport('websocket')) {
+      this.cometd.registerTransport('websocket', new JarWebSocketTransport(this));
+    }
     const lp = this.cometd.findTransport('long-polling');
     if (lp) lp.context = { name, cookieStore: this.cookieStore };
     this.cometd.configure({ url, logLevel, maxNetworkDelay, backoffIncrement, maxBackoff: 3000 });

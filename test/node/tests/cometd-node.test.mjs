@@ -272,6 +272,48 @@ for (const transport of ['websocket', 'long-polling']) {
   });
 }
 
+describe('websocket sessions are bound to the browser (BAYEUX_BROWSER of the upgrade)', () => {
+  it('another browser, or none, cannot resume a session by its clientId; the owner is undisturbed', T, (t) => {
+    const clients = [];
+    return guard(t, { gateways: [gw], wires: [wire] }, async () => {
+      const ch = `/bound/${rnd()}`;
+      const a = new NodeClient({ url: gw.url, transport: 'websocket', name: 'ws:bound-a' });
+      const b = new NodeClient({ url: gw.url, transport: 'websocket', name: 'ws:bound-b' });
+      clients.push(a, b);
+      const hs = await a.connect();
+      await b.connect();
+      const got = [];
+      await a.subscribe(ch, (m) => got.push(m.data));
+      // Each client kept the cookie its own upgrade's 101 response set.
+      const cookieA = a.cookie('BAYEUX_BROWSER');
+      const cookieB = b.cookie('BAYEUX_BROWSER');
+      assert.ok(cookieA && cookieB, `both jars hold BAYEUX_BROWSER: a=${JSON.stringify([...a.cookieStore])} b=${JSON.stringify([...b.cookieStore])}`);
+      assert.notEqual(cookieA, cookieB, 'two jars, two browsers');
+
+      const probe = (id) => [{ channel: '/meta/connect', clientId: hs.clientId, connectionType: 'websocket', id, advice: { timeout: 0 } }];
+      for (const [tag, headers, id] of [['ws:bound-nocookie', {}, '101'], ['ws:bound-cookie-b', { Cookie: `BAYEUX_BROWSER=${cookieB}` }, '102']]) {
+        const ws = await rawWebSocket(gw.wsUrl, wire, tag, headers);
+        try {
+          ws.send(probe(id));
+          const r = await ws.next((m) => m.channel === '/meta/connect', 5000, `${tag}: connect reply`);
+          assert.equal(r.successful, false, `${tag}: resuming a's session must fail: ${JSON.stringify(r)}`);
+          assert.equal(r.error, '402::session_unknown', tag);
+          assert.equal(r.advice && r.advice.reconnect, 'handshake', tag);
+        } finally { ws.close(); }
+      }
+
+      await b.publish(ch, { n: 1 });
+      await waitFor(() => got.length === 1, 5000, 'a still receives');
+      assert.deepEqual(got, [{ n: 1 }]);
+      assert.equal(a.cometd.getClientId(), hs.clientId, 'a kept its session');
+      assert.equal(a.meta.filter((m) => m.channel === '/meta/handshake').length, 1, 'a did not re-handshake');
+      const aSockets = wire.entries.filter((e) => e.tag.endsWith(':ws:bound-a'));
+      assert.equal(aSockets.filter((e) => e.dir.startsWith('OPEN')).length, 1, 'a opened one websocket');
+      assert.equal(aSockets.filter((e) => e.dir === 'CLOSE').length, 0, "a's websocket was not closed");
+    }).finally(() => Promise.all(clients.map((c) => c.close())));
+  });
+});
+
 describe('CometD 9 Node client survives a gateway restart', () => {
   for (const transport of ['websocket', 'long-polling']) {
     const short = transport === 'websocket' ? 'ws' : 'lp';
