@@ -135,7 +135,7 @@ type Engine struct {
 	subs        []SubscriptionListener
 	senders     []Sender // the extensions that are also Senders
 
-	gate      sync.RWMutex // fan-outs hold it shared; Close takes it to set closing
+	fanouts   atomic.Int64 // fan-outs in progress (see Fanout)
 	closing   atomic.Bool
 	done      chan struct{}
 	startOnce sync.Once
@@ -203,10 +203,11 @@ func (e *Engine) Start(ctx context.Context) error {
 // Close is idempotent.
 func (e *Engine) Close(ctx context.Context) error {
 	e.stopOnce.Do(func() {
-		// Fan-outs under way finish first; later ones are refused.
-		e.gate.Lock()
+		// Later fan-outs are refused; those under way finish first.
 		e.closing.Store(true)
-		e.gate.Unlock()
+		for e.fanouts.Load() > 0 && ctx.Err() == nil {
+			time.Sleep(50 * time.Microsecond)
+		}
 		close(e.done)
 		for _, s := range e.Sessions() {
 			s.shutdown()

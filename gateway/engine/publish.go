@@ -226,8 +226,12 @@ func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage
 // with ErrClosing: a message is either queued for every subscriber before
 // their sessions end (and goes out with their final replies) or refused.
 func (e *Engine) Fanout(name string, b []byte, from *Session) (int, error) {
-	e.gate.RLock()
-	defer e.gate.RUnlock()
+	// Counted in flight before closing is checked, and Close sets closing
+	// before it waits for the count to reach zero: a fan-out either sees
+	// closing or is waited for. (A counter, not a lock: a fan-out may
+	// publish again from a listener, e.g. of a session it ends as slow.)
+	e.fanouts.Add(1)
+	defer e.fanouts.Add(-1)
 	if e.closing.Load() {
 		return 0, ErrClosing
 	}
