@@ -146,10 +146,10 @@ func (s *Service) Handler() http.Handler {
 // keep web pages out (see browserGuard) and then authentication.
 func (s *Service) RESTHandler() http.Handler {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, exactDataJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 	)
 	// Registering a local server cannot fail.
 	_ = gatewayv1.RegisterGatewayHandlerServer(context.Background(), mux, s)
