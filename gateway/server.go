@@ -206,6 +206,9 @@ func (s *Server) buildAPI() error {
 	if s.cfg.APIOnPublic() {
 		s.mux.Handle("/v1/", svc.Handler())
 		s.mux.Handle("/cometgate.gateway.v1.Gateway/", svc.Handler())
+		for _, p := range api.ReflectionPaths {
+			s.mux.Handle(p, svc.Handler())
+		}
 		return nil
 	}
 	srv := s.newHTTPServer(svc.Handler())

@@ -24,9 +24,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -130,9 +127,11 @@ func (s *Service) authorized(authz string, cs *tls.ConnectionState) bool {
 func (s *Service) Handler() http.Handler {
 	gs := grpc.NewServer(
 		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes),
 	)
 	gatewayv1.RegisterGatewayServer(gs, s)
+	registerReflection(gs)
 	rest := s.RESTHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
@@ -147,10 +146,10 @@ func (s *Service) Handler() http.Handler {
 // keep web pages out (see browserGuard) and then authentication.
 func (s *Service) RESTHandler() http.Handler {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, exactDataJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 	)
 	// Registering a local server cannot fail.
 	_ = gatewayv1.RegisterGatewayHandlerServer(context.Background(), mux, s)
@@ -190,19 +189,7 @@ func writeJSONError(w http.ResponseWriter, httpStatus int, code codes.Code, msg 
 }
 
 func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	var authz string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			authz = v[0]
-		}
-	}
-	var cs *tls.ConnectionState
-	if p, ok := peer.FromContext(ctx); ok {
-		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			cs = &ti.State
-		}
-	}
-	if !s.authorized(authz, cs) {
+	if !s.callAuthorized(ctx) {
 		s.cfg.Logger.Debug("control API call refused: not authenticated", "method", info.FullMethod)
 		return nil, status.Error(codes.Unauthenticated, "authentication required")
 	}

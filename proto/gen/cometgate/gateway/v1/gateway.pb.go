@@ -32,10 +32,15 @@ type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A broadcast channel, not a pattern, e.g. /chat/demo.
 	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
-	// The message data, any JSON value.
+	// The message data, any JSON value. Over REST, the body's data reaches
+	// subscribers exactly as sent (numbers keep every digit; only
+	// whitespace between tokens is removed). Over gRPC it is a
+	// google.protobuf.Value, whose numbers are doubles: send data_json for
+	// exact numbers.
 	Data *structpb.Value `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	// Alternatively, the data as raw JSON text (exact numbers); exclusive
-	// with data.
+	// Alternatively, the data as raw JSON text, passed on exactly as sent;
+	// exclusive with data. Over REST it is base64, as every bytes field;
+	// plain data is exact there.
 	DataJson []byte `protobuf:"bytes,3,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
 	// Optional ext object delivered with the message.
 	Ext           *structpb.Struct `protobuf:"bytes,4,opt,name=ext,proto3" json:"ext,omitempty"`
@@ -152,8 +157,10 @@ type DeliverRequest struct {
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	UserId   string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// The channel the message arrives on (any valid, non-pattern channel).
-	Channel       string           `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
-	Data          *structpb.Value  `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Channel string `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
+	// As PublishRequest.data: exact over REST, doubles over gRPC.
+	Data *structpb.Value `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	// As PublishRequest.data_json: raw JSON text, exclusive with data.
 	DataJson      []byte           `protobuf:"bytes,5,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
 	Ext           *structpb.Struct `protobuf:"bytes,6,opt,name=ext,proto3" json:"ext,omitempty"`
 	unknownFields protoimpl.UnknownFields
