@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"regexp"
@@ -100,17 +98,6 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// Decode parses YAML into c, rejecting unknown keys. An empty document
-// leaves c unchanged.
-func Decode(data []byte, c *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("parse config: %w", err)
-	}
-	return nil
 }
 
 // ApplyEnv applies the COMETGATE_* environment overrides through lookup
@@ -278,8 +265,8 @@ func (c *Config) Validate() error {
 		bad("cookie.sameSite", c.Cookie.SameSite, "must be lax, strict, none or empty")
 	}
 	for i, o := range c.CORS.AllowedOrigins {
-		if o != "*" && !(strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://")) {
-			bad(fmt.Sprintf("cors.allowedOrigins[%d]", i), o, `must be "*" or an origin such as https://app.example`)
+		if o != "*" && !webOrigin(o) {
+			bad(fmt.Sprintf("cors.allowedOrigins[%d]", i), o, `must be "*" or an origin such as https://app.example (scheme, host, optional port; no path, no trailing slash)`)
 		}
 	}
 	c.validateBackends(bad)
