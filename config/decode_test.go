@@ -74,9 +74,13 @@ func TestOriginsAreBareOrigins(t *testing.T) {
 		mutate func(*config.Config)
 		want   string // "" for valid
 	}{
-		{"cors ok", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example", "http://127.0.0.1:3000", "*"} }, ""},
+		{"cors ok", func(c *config.Config) {
+			c.CORS.AllowedOrigins = []string{"https://app.example", "http://127.0.0.1:3000", "*"}
+		}, ""},
 		{"cors trailing slash", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example/"} }, "cors.allowedOrigins[0]: https://app.example/: must be"},
-		{"cors path", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://a.example", "https://app.example/chat"} }, "cors.allowedOrigins[1]: https://app.example/chat: must be"},
+		{"cors path", func(c *config.Config) {
+			c.CORS.AllowedOrigins = []string{"https://a.example", "https://app.example/chat"}
+		}, "cors.allowedOrigins[1]: https://app.example/chat: must be"},
 		{"cors no host", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://"} }, "cors.allowedOrigins[0]: https://: must be"},
 		{"cors query", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example?x=1"} }, "cors.allowedOrigins[0]"},
 		{"api ok", func(c *config.Config) { c.API.AllowedOrigins = []string{"https://ops.example:8443"} }, ""},
