@@ -82,6 +82,10 @@ func checkNode(n *yaml.Node, t reflect.Type, path string) []error {
 		var errs []error
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" { // "<<: *anchor" merges a mapping, or a list of them
+				errs = append(errs, checkMerge(v, t, path)...)
+				continue
+			}
 			f, ok := fields[k.Value]
 			if !ok {
 				errs = append(errs, &DecodeError{Line: k.Line, Field: join(path, k.Value), Reason: unknownField(k.Value, fields)})
@@ -115,6 +119,22 @@ func checkNode(n *yaml.Node, t reflect.Type, path string) []error {
 		return []error{wrongKind(n, path, leafKind(t))}
 	}
 	return nil
+}
+
+// checkMerge checks the value of a merge key ("<<") in a mapping decoded
+// into t, at path.
+func checkMerge(v *yaml.Node, t reflect.Type, path string) []error {
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind != yaml.SequenceNode {
+		return checkNode(v, t, path)
+	}
+	var errs []error
+	for _, item := range v.Content {
+		errs = append(errs, checkNode(item, t, path)...)
+	}
+	return errs
 }
 
 // wrongKind reports that n, at path, is not what was expected (want, e.g.

@@ -47,6 +47,32 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 	}
 }
 
+// TestDecodeAcceptsYAMLForms checks that what the YAML library accepts
+// passes the field check too (empty documents, anchors, aliases and merge
+// keys), and that a typo inside a merged mapping is still found.
+func TestDecodeAcceptsYAMLForms(t *testing.T) {
+	for _, text := range []string{
+		"",
+		"# only a comment\n",
+		"~\n",
+		"bayeux:\n  timeout: &t 5s\n  maxInterval: *t\n",
+		"backends:\n  a: &b {target: 127.0.0.1:1, timeout: 2s}\n  c:\n    <<: *b\n    timeout: 3s\n",
+		"backends:\n  a: &b {target: 127.0.0.1:1}\n  c:\n    <<: [*b]\n",
+	} {
+		var c config.Config
+		if err := config.Decode([]byte(text), &c); err != nil {
+			t.Errorf("Decode(%q) = %v; want nil", text, err)
+		}
+	}
+	var c config.Config
+	err := config.Decode([]byte("backends:\n  a: &b {targt: 127.0.0.1:1}\n  c:\n    <<: *b\n"), &c)
+	for _, want := range []string{"backends.a.targt: unknown field; did you mean target?", "backends.c.targt: unknown field; did you mean target?"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Decode(typo in a merged mapping) = %v; want %q", err, want)
+		}
+	}
+}
+
 // TestDecodeReportsEveryError checks that all problems of a file are
 // reported at once, in file order.
 func TestDecodeReportsEveryError(t *testing.T) {
