@@ -158,3 +158,37 @@ func TestBackendReconnect(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginsAreBareOrigins checks that an allowed origin with a path or a
+// trailing slash, which no browser sends, is refused.
+func TestOriginsAreBareOrigins(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*config.Config)
+		want   string // "" for valid
+	}{
+		{"cors ok", func(c *config.Config) {
+			c.CORS.AllowedOrigins = []string{"https://app.example", "http://127.0.0.1:3000", "*"}
+		}, ""},
+		{"cors trailing slash", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example/"} }, "cors.allowedOrigins[0]: https://app.example/: must be"},
+		{"cors path", func(c *config.Config) {
+			c.CORS.AllowedOrigins = []string{"https://a.example", "https://app.example/chat"}
+		}, "cors.allowedOrigins[1]: https://app.example/chat: must be"},
+		{"cors no host", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://"} }, "cors.allowedOrigins[0]: https://: must be"},
+		{"cors query", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example?x=1"} }, "cors.allowedOrigins[0]"},
+		{"api ok", func(c *config.Config) { c.API.AllowedOrigins = []string{"https://ops.example:8443"} }, ""},
+		{"api trailing slash", func(c *config.Config) { c.API.AllowedOrigins = []string{"https://ops.example/"} }, "api.allowedOrigins[0]: https://ops.example/: must be"},
+		{"api path", func(c *config.Config) { c.API.AllowedOrigins = []string{"https://ops.example/status"} }, "api.allowedOrigins[0]: https://ops.example/status: must be"},
+	}
+	for _, tt := range tests {
+		c := config.Default()
+		tt.mutate(c)
+		err := c.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Validate() = %v; want nil", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: Validate() = %v; want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+}

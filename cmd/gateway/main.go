@@ -3,7 +3,10 @@
 //
 //	gateway                      # embedded defaults: 127.0.0.1:8080, demo chat at /
 //	gateway -config FILE         # YAML configuration (see config/)
-//	gateway -check-config FILE   # validate and exit
+//	gateway genconfig            # print the annotated reference configuration
+//	gateway checkconfig FILE     # validate and exit (also -check-config FILE)
+//	gateway -version             # module version and VCS revision
+//	gateway -h                   # flags, commands and environment variables
 //
 // SIGINT and SIGTERM shut the gateway down gracefully (exit code 0 when
 // all went well). SIGHUP is logged and ignored: configuration reload is
@@ -12,7 +15,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,23 +30,11 @@ func main() {
 }
 
 func run() int {
-	configPath := flag.String("config", "", "YAML configuration file (default: embedded defaults)")
-	checkPath := flag.String("check-config", "", "validate this configuration file and exit")
-	flag.Parse()
-
-	if *checkPath != "" {
-		cfg, err := config.Load(*checkPath)
-		if err == nil {
-			err = gateway.Check(cfg)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Println("configuration OK")
-		return 0
+	configPath, code, done := command(os.Args[1:], os.Stdout, os.Stderr)
+	if done {
+		return code
 	}
-	cfg, err := config.Load(*configPath)
+	cfg, err := config.Load(configPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
