@@ -476,7 +476,7 @@ func backendConfig(cfg *config.Config, log *slog.Logger) backend.Config {
 			ReconnectBaseDelay: b.Reconnect.BaseDelay.D(), ReconnectMaxDelay: b.Reconnect.MaxDelay.D(), ConnectTimeout: b.Reconnect.ConnectTimeout.D(),
 			MaxMessageBytes: b.MaxMessageBytes,
 			Metadata:        b.Metadata, Headers: b.Headers, Cookies: b.Cookies,
-			Descriptors: b.Descriptors,
+			Descriptors: b.Descriptors, Required: b.Required,
 		}
 	}
 	for _, r := range cfg.Routes {
