@@ -41,6 +41,10 @@ type BackendConfig struct {
 	// --descriptor_set_out) describing the methods routes name; when empty,
 	// the methods are read from the backend's server reflection.
 	Descriptors string `yaml:"descriptors"`
+	// Required makes /readyz answer 503 while this backend is unreachable
+	// (its connection is not ready); it is then connected at start rather
+	// than on first use. gRPC backends only. Default false.
+	Required bool `yaml:"required"`
 }
 
 // TLSConfig configures the connection to a backend.
@@ -175,6 +179,9 @@ func (c *Config) validateBackends(bad func(field string, value any, reason strin
 			bad(f, name, "needs target (gRPC) or url (HTTP)")
 		case b.Target != "" && b.URL != "":
 			bad(f, name, "target and url are exclusive")
+		}
+		if b.Required && b.URL != "" {
+			bad(f+".required", b.Required, "applies only to gRPC backends (target)")
 		}
 		if b.URL != "" {
 			if u, err := url.Parse(b.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

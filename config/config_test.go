@@ -81,6 +81,10 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"status", func(c *config.Config) { c.Bayeux.DuplicateConnectStatus = 200 }, "bayeux.duplicateConnectStatus: 200"},
 		{"subscriptions", func(c *config.Config) { c.Limits.MaxSubscriptionsPerSession = -1 }, "limits.maxSubscriptionsPerSession: -1: must be > 0"},
 		{"channels", func(c *config.Config) { c.Limits.MaxChannelsPerSubscribe = -5 }, "limits.maxChannelsPerSubscribe: -5: must be > 0"},
+		{"required", func(c *config.Config) {
+			c.Backends = map[string]config.BackendConfig{"h": {URL: "http://127.0.0.1:9/x", Required: true}}
+			c.SetDefaults()
+		}, "backends.h.required: true: applies only to gRPC backends"},
 	}
 	for _, tt := range tests {
 		c := config.Default()

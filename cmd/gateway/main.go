@@ -9,8 +9,7 @@
 //	gateway -h                   # flags, commands and environment variables
 //
 // SIGINT and SIGTERM shut the gateway down gracefully (exit code 0 when
-// all went well). SIGHUP is logged and ignored: configuration reload is
-// not supported yet.
+// all went well). SIGHUP reloads the -config file (see gateway.Server.Reload).
 package main
 
 import (
@@ -39,15 +38,15 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	log := newLogger(cfg.Log)
-	srv, err := gateway.New(cfg, gateway.WithLogger(log))
+	log := slog.New(gateway.NewLogHandler(os.Stderr, cfg.Log))
+	srv, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithConfigFile(configPath))
 	if err != nil {
 		log.Error("cannot build gateway", "err", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ignoreHangups(ctx, log)
+	reloadOnHangup(ctx, srv)
 	if err := srv.Run(ctx); err != nil {
 		log.Error("gateway stopped with an error", "err", err)
 		return 1
@@ -55,31 +54,21 @@ func run() int {
 	return 0
 }
 
-// ignoreHangups keeps SIGHUP, which would otherwise end the process, from
-// stopping the gateway: configuration reload does not exist yet, so each
-// one is logged until ctx is done, and ignored after. It returns once the
-// signal is caught.
-func ignoreHangups(ctx context.Context, log *slog.Logger) {
+// reloadOnHangup reloads the configuration on each SIGHUP until ctx is
+// done (Server.Reload logs the outcome; a refused file leaves the gateway
+// running as it was). SIGHUP is caught from now on, so that it never ends
+// the process.
+func reloadOnHangup(ctx context.Context, srv *gateway.Server) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for {
 			select {
 			case <-hup:
-				log.Info("SIGHUP ignored: configuration reload is not supported yet")
+				srv.Reload(ctx)
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-}
-
-func newLogger(c config.LogConfig) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(c.Level)) // validated by config
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }

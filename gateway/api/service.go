@@ -63,6 +63,11 @@ type Config struct {
 	// and Listen's host, that the Host header of a REST request may carry.
 	// Default none.
 	AllowedHosts []string
+	// Reload reloads the node's configuration, for the Reload method
+	// (nil: Reload answers UNIMPLEMENTED). It returns what changed while
+	// running and the settings that need a restart, or why the new
+	// configuration was refused.
+	Reload func(ctx context.Context) (applied, needsRestart []string, err error)
 	// Logger receives request problems at debug level.
 	Logger *slog.Logger
 }
@@ -420,6 +425,20 @@ func describe(ss *engine.Session) *gatewayv1.Session {
 		Created:       timestamppb.New(ss.Created()),
 		AgeSeconds:    time.Since(ss.Created()).Seconds(),
 	}
+}
+
+// Reload reloads the node's configuration file. A refused one (invalid,
+// or no file) is FAILED_PRECONDITION with the errors, one per line; the
+// running configuration is then kept.
+func (s *Service) Reload(ctx context.Context, _ *gatewayv1.ReloadRequest) (*gatewayv1.ReloadResponse, error) {
+	if s.cfg.Reload == nil {
+		return nil, status.Error(codes.Unimplemented, "reload is not available on this node")
+	}
+	applied, restart, err := s.cfg.Reload(ctx)
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &gatewayv1.ReloadResponse{Applied: applied, NeedsRestart: restart}, nil
 }
 
 // Stats returns the node's counters.

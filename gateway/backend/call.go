@@ -29,12 +29,15 @@ type callInput struct {
 }
 
 // startCall acknowledges the publish at once (as CometD does) and runs the
-// call in the background; its answer is delivered to s alone.
+// call in the background; its answer is delivered to s alone. The caller
+// has acquired rt's backend, which startCall releases when the call ends.
 func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m *bayeux.Message) error {
 	if r.ctx.Err() != nil {
+		rt.b.release()
 		return ErrorFromStatus(errShuttingDown)
 	}
 	if !r.acquireCall(s) {
+		rt.b.release()
 		return errTooManyCalls
 	}
 	in := callInput{
@@ -49,6 +52,7 @@ func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m 
 	r.callers.Go(func() {
 		defer r.wg.Done()
 		defer r.releaseCall(s)
+		defer rt.b.release()
 		data, err := r.call(rt, in)
 		reply := &bayeux.Message{Channel: in.channel, ID: in.id, Reply: true, Successful: err == nil, Data: data}
 		if err != nil {

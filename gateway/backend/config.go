@@ -17,7 +17,10 @@ type Config struct {
 	// MaxCallsPerSession bounds the remote calls one session may have in
 	// flight; more fail at once with 429. Default 32.
 	MaxCallsPerSession int
-	Logger             *slog.Logger
+	// Reserved lists channels the gateway serves itself (the demo's); a
+	// call route matching one is an error.
+	Reserved []string
+	Logger   *slog.Logger
 }
 
 // Spec describes one backend.
@@ -46,6 +49,10 @@ type Spec struct {
 	Headers            []string
 	Cookies            []string
 	Descriptors        string // descriptor-set file; empty: server reflection
+	// Required makes the node unready (Router.Unreachable) while this
+	// gRPC backend's connection is not ready; it is then connected at
+	// Start rather than on first use, and kept connected while idle.
+	Required bool
 }
 
 // Defaults of a Spec's reconnection settings.

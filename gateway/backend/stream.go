@@ -56,16 +56,22 @@ func keyFor(rt *route, channel string) streamKey {
 
 // Subscribed opens the stream feeding channel on its first subscriber.
 func (r *Router) Subscribed(_ *engine.Session, channel string, _ int) {
-	rt := r.streams.matchSubscription(channel)
-	if rt == nil {
+	if len(r.cur.Load().streams) == 0 {
+		return // the common case, without the lock
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subscribedLocked(channel, 1)
+}
+
+// subscribedLocked counts n subscriptions to channel on the stream route
+// now in force that matches it, if any, opening its stream on the first.
+func (r *Router) subscribedLocked(channel string, n int) {
+	rt := r.cur.Load().streams.matchSubscription(channel)
+	if rt == nil || r.ctx.Err() != nil {
 		return
 	}
 	key := keyFor(rt, channel)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ctx.Err() != nil {
-		return
-	}
 	st := r.open[key]
 	if st == nil {
 		ctx, cancel := context.WithCancel(r.ctx)
@@ -75,19 +81,22 @@ func (r *Router) Subscribed(_ *engine.Session, channel string, _ int) {
 		go r.runStream(ctx, st)
 		r.log.Debug("backend stream opened", "channel", channel, "route", rt.pattern, "backend", rt.Backend)
 	}
-	st.refs++
-	st.channels[channel]++
+	st.refs += n
+	st.channels[channel] += n
 }
 
 // Unsubscribed cancels the stream after its last subscriber leaves.
 func (r *Router) Unsubscribed(_ *engine.Session, channel string, _ int) {
-	rt := r.streams.matchSubscription(channel)
+	if len(r.cur.Load().streams) == 0 {
+		return // no stream route, hence no stream open (Reload closed them)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt := r.cur.Load().streams.matchSubscription(channel)
 	if rt == nil {
 		return
 	}
 	key := keyFor(rt, channel)
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	st := r.open[key]
 	if st == nil {
 		return
