@@ -88,8 +88,9 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(e *Engine) { e.l
 
 // WithPolicy adds a security policy. Policies compose: each operation
 // must be allowed by every policy added, asked in the order added, and the
-// first denial is the one sent (see Policies). Without any, DefaultPolicy
-// applies; a policy that keeps its rules (no meta channels) embeds it.
+// first denial is the one sent (see Policies). DefaultPolicy is always
+// asked first: its rule (nobody creates, subscribes or publishes to meta
+// channels) is part of the protocol, not a choice a policy can undo.
 // A nil p is ignored.
 func WithPolicy(p Policy) Option {
 	return optionFunc(func(e *Engine) {
@@ -171,13 +172,9 @@ func New(cfg Config, opts ...Option) *Engine {
 	for _, o := range opts {
 		o.apply(e)
 	}
-	switch len(e.policies) {
-	case 0:
-		e.policy = DefaultPolicy{}
-	case 1:
-		e.policy = e.policies[0]
-	default:
-		e.policy = Policies(e.policies)
+	e.policy = DefaultPolicy{}
+	if len(e.policies) > 0 {
+		e.policy = append(Policies{DefaultPolicy{}}, e.policies...)
 	}
 	return e
 }
