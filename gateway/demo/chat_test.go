@@ -181,7 +181,9 @@ func TestSameNameMembers(t *testing.T) {
 	if err != nil || !r.Successful() {
 		t.Fatalf("private message: %v, %v", r, err)
 	}
-	got := b2.await(func(m gatewaytest.Message) bool { return m.Channel() == room && strings.Contains(fmt.Sprint(m["data"]), "psst") })
+	got := b2.await(func(m gatewaytest.Message) bool {
+		return m.Channel() == room && strings.Contains(fmt.Sprint(m["data"]), "psst")
+	})
 	var pm map[string]string
 	decode(t, got, &pm)
 	want := map[string]string{"user": "alice", "member": alice.ID, "chat": "psst", "peer": second.Label, "peerMember": second.ID, "scope": "private"}
