@@ -99,11 +99,14 @@ func TestWebSocketSessionBoundToBrowser(t *testing.T) {
 	receives(t, srv, victim, "victim-still-served")
 
 	// A long-polling session (cookie bound over HTTP) is not reachable
-	// from a websocket without its cookie either.
+	// from a websocket without its cookie either, once it has connected.
 	lp := srv.Client()
 	hs, _, err := lp.Handshake(ctx, nil)
 	if err != nil || !hs.Successful() {
 		t.Fatalf("long-polling handshake: %v, %v", hs, err)
+	}
+	if r, _, err := lp.Connect(ctx, nil); err != nil || !r.Successful() {
+		t.Fatalf("long-polling connect: %v, %v", r, err)
 	}
 	_, r := takeOver(t, srv, nil, hs.Str("clientId"))
 	if r.Successful() {
@@ -169,5 +172,38 @@ func TestWebSocketSessionBindingSwitches(t *testing.T) {
 				t.Errorf("resume: %v; want successful %v", r, tc.want)
 			}
 		})
+	}
+}
+
+// A client that handshakes over HTTP while it opens its websocket (Faye,
+// or any client on a first visit) sends both without a cookie and gets two
+// browser ids: its websocket, which carried no cookie, may adopt the
+// session until the session's first connect, and not after.
+func TestWebSocketAdoptsSessionBeforeFirstConnect(t *testing.T) {
+	srv := gatewaytest.NewServer(t, func(c *config.Config) {
+		c.Demo.Enabled = config.Bool(false)
+		longSessions(c)
+	})
+	ctx := gatewaytest.Context(t)
+	lp := srv.Client()
+	hs, _, err := lp.Handshake(ctx, nil)
+	if err != nil || !hs.Successful() {
+		t.Fatalf("handshake: %v, %v", hs, err)
+	}
+	// A cookie from another browser never adopts it.
+	other := wsSession(t, srv, nil)
+	if _, r := takeOver(t, srv, other.CookieHeader(), hs.Str("clientId")); r.Successful() {
+		t.Errorf("a connection from another browser adopted a new session: %v", r)
+	}
+	w, r := takeOver(t, srv, nil, hs.Str("clientId"))
+	if !r.Successful() {
+		t.Fatalf("the client's own websocket (no cookie yet) could not adopt its new session: %v", r)
+	}
+	if r, _, err := w.Call(gatewaytest.DefaultTimeout, "/meta/subscribe", M{"subscription": "/bound"}); err != nil || !r.Successful() {
+		t.Fatalf("subscribe on the adopting connection: %v, %v", r, err)
+	}
+	// Connected now: a cookie-less connection is refused.
+	if _, r := takeOver(t, srv, nil, hs.Str("clientId")); r.Successful() {
+		t.Errorf("a cookie-less connection took a connected session: %v", r)
 	}
 }

@@ -21,6 +21,10 @@ type Client struct {
 	DeliverOnly bool
 	// Browser is the BAYEUX_BROWSER cookie value sent with the request.
 	Browser string
+	// NewBrowser is set when the request carried no cookie and Browser was
+	// made for it (a websocket upgrade): such a connection may still adopt
+	// a session that has not connected yet (see resolve).
+	NewBrowser bool
 	// TrustSession accepts a clientId whose browser does not match.
 	TrustSession bool
 	// HandshakePerConnection refuses to resume a session on a new push
@@ -111,7 +115,7 @@ func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
 	if s == nil {
 		return nil
 	}
-	if !c.TrustSession && (c.Browser == "" || c.Browser != s.browser) {
+	if !c.TrustSession && (c.Browser == "" || c.Browser != s.browser) && !c.adopts(s) {
 		return nil
 	}
 	if c.Push {
@@ -127,6 +131,16 @@ func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
 		return s
 	}
 	return s
+}
+
+// adopts reports whether push connection c, whose upgrade carried no
+// cookie, may take session s although their browsers differ: only before
+// the session's first connect. Clients that handshake over HTTP while they
+// open their websocket (Faye does, as does any client on a first visit)
+// send both requests without a cookie and get two; once the session has
+// connected, its browser binding holds.
+func (c *Client) adopts(s *Session) bool {
+	return c.Push && c.NewBrowser && s.State() == StateHandshaken
 }
 
 func (e *Engine) handle(ctx context.Context, x *Exchange) {

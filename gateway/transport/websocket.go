@@ -82,8 +82,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// HTTP one is: browsers keep the cookie of the 101 response and send
 	// it with later upgrades, and only they may resume the session.
 	browser := h.browserID(r)
+	newBrowser := browser == ""
 	var header http.Header
-	if browser == "" {
+	if newBrowser {
 		browser = engine.NewBrowserID()
 		header = http.Header{"Set-Cookie": {h.browserCookie(r, browser).String()}}
 	}
@@ -105,6 +106,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		Transport:              WebSocket,
 		Push:                   true,
 		Browser:                browser,
+		NewBrowser:             newBrowser,
 		TrustSession:           h.cfg.TrustClientSession,
 		HandshakePerConnection: h.cfg.WebSocket.RequireHandshakePerConnection,
 		RemoteAddr:             r.RemoteAddr,
