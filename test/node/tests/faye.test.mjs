@@ -36,6 +36,20 @@ function fayeClient(name, transport) {
 
 const thenable = (p, ms, what) => withTimeout(new Promise((res, rej) => p.then(res, rej)), ms, what);
 
+/**
+ * Disconnects a Faye client, waiting (bounded) for it to be connected first:
+ * Faye's disconnect() does nothing unless connected, and a client left
+ * (re)connecting retries forever and keeps the test process alive.
+ */
+async function closeFaye(c) {
+  if (!c) return;
+  let p;
+  try {
+    p = await waitFor(() => c.client.disconnect(), 5000, `${c.name} connected, to disconnect`);
+  } catch { return; }
+  await thenable(p, 5000, `${c.name} disconnect`).catch(() => {});
+}
+
 for (const transport of ['websocket', 'long-polling']) {
   const short = transport === 'websocket' ? 'ws' : 'lp';
   describe(`Faye 1.4 Node client over ${transport}`, () => {
@@ -67,6 +81,16 @@ for (const transport of ['websocket', 'long-polling']) {
         assert.equal(connects[connects.length - 1].connectionType, transport, `connectionType of faye's /meta/connect: ${JSON.stringify(connects.map((m) => m.connectionType))}`);
         const hs = a.rec.received.find((m) => m.channel === '/meta/handshake');
         assert.equal(hs.successful, true);
+        // Faye handshakes over HTTP and then connects on its transport: over
+        // websocket that resumes the session on a new connection, which the
+        // gateway allows only with the BAYEUX_BROWSER cookie from the
+        // handshake (Faye's jar sends it with the upgrade). A refusal would
+        // show as a failed /meta/connect and a second handshake.
+        for (const c of [a, b]) {
+          assert.equal(c.rec.sent.filter((m) => m.channel === '/meta/handshake').length, 1, `${c.name}: one handshake`);
+          const failed = c.rec.received.filter((m) => m.channel === '/meta/connect' && m.successful === false);
+          assert.deepEqual(failed, [], `${c.name}: no failed /meta/connect`);
+        }
 
         // Unsubscribe: no delivery afterwards.
         sub.cancel();
@@ -79,12 +103,7 @@ for (const transport of ['websocket', 'long-polling']) {
         await sleep(200);
         assert.equal(got.length, 1, 'callback not called after unsubscribe');
         assert.equal(a.rec.received.filter((m) => m.channel === `${base}/room`).length, 1, 'server did not deliver after unsubscribe');
-      }).finally(async () => {
-        for (const c of [a, b]) {
-          try { c.client.disconnect(); } catch { /* ignore */ }
-        }
-        await sleep(100);
-      });
+      }).finally(() => Promise.all([a, b].map(closeFaye)));
     });
   });
 }
