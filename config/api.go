@@ -91,7 +91,7 @@ func (c *Config) validateAPI(bad func(field string, value any, reason string)) {
 		case o == "*" && len(a.Tokens) == 0:
 			bad(field, o, `"*" needs api.tokens: without a token any web page could call the API`)
 		case o != "*" && !webOrigin(o):
-			bad(field, o, `must be "*" or an origin such as https://ops.example (scheme, host, optional port; no path)`)
+			bad(field, o, `must be "*" or an origin such as https://ops.example (scheme, host, optional port; no path, no trailing slash)`)
 		}
 	}
 	for i, h := range a.AllowedHosts {

@@ -24,6 +24,9 @@ type BackendConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// Retry applies to calls on routes marked idempotent.
 	Retry RetryConfig `yaml:"retry"`
+	// Reconnect bounds how long a connection and its streams take to come
+	// back after the backend was unreachable (gRPC backends only).
+	Reconnect ReconnectConfig `yaml:"reconnect"`
 	// MaxMessageBytes bounds a request or response message. Default 4 MiB.
 	MaxMessageBytes int `yaml:"maxMessageBytes"`
 	// Metadata is added to every call (gRPC metadata or HTTP headers).
@@ -38,6 +41,10 @@ type BackendConfig struct {
 	// --descriptor_set_out) describing the methods routes name; when empty,
 	// the methods are read from the backend's server reflection.
 	Descriptors string `yaml:"descriptors"`
+	// Required makes /readyz answer 503 while this backend is unreachable
+	// (its connection is not ready); it is then connected at start rather
+	// than on first use. gRPC backends only. Default false.
+	Required bool `yaml:"required"`
 }
 
 // TLSConfig configures the connection to a backend.
@@ -63,6 +70,27 @@ type RetryConfig struct {
 	InitialBackoff Duration `yaml:"initialBackoff"`
 	// MaxBackoff caps the pause. Default 1s.
 	MaxBackoff Duration `yaml:"maxBackoff"`
+}
+
+// ReconnectConfig is the connection backoff of a gRPC backend. After a
+// failed connection attempt the next one waits BaseDelay, growing 1.6
+// times per further failure (with 20% jitter) up to MaxDelay, so that a
+// backend that is reachable again is reconnected within about MaxDelay
+// however long it was down (gRPC's own default grows to 120s). While the
+// backend is unreachable, remote calls fail at once with
+// "503:Unavailable:backend unavailable"; streams wait for the connection
+// and reopen as soon as it is back.
+type ReconnectConfig struct {
+	// BaseDelay is the pause after the first failed attempt. Default
+	// 100ms.
+	BaseDelay Duration `yaml:"baseDelay"`
+	// MaxDelay caps the pause between attempts, and the pause before a
+	// broken stream is reopened. Default 1s.
+	MaxDelay Duration `yaml:"maxDelay"`
+	// ConnectTimeout bounds one connection attempt (TCP and TLS
+	// handshakes), so that an attempt started while the backend's host
+	// dropped packets does not outlast the outage by long. Default 5s.
+	ConnectTimeout Duration `yaml:"connectTimeout"`
 }
 
 // RouteConfig binds a channel or channel pattern to a backend.
@@ -119,6 +147,9 @@ func (c *Config) setBackendDefaults() {
 		setInt(&b.Retry.MaxAttempts, 3)
 		setDur(&b.Retry.InitialBackoff, 100*time.Millisecond)
 		setDur(&b.Retry.MaxBackoff, time.Second)
+		setDur(&b.Reconnect.BaseDelay, 100*time.Millisecond)
+		setDur(&b.Reconnect.MaxDelay, time.Second)
+		setDur(&b.Reconnect.ConnectTimeout, 5*time.Second)
 		c.Backends[name] = b
 	}
 	for i := range c.Routes {
@@ -149,6 +180,9 @@ func (c *Config) validateBackends(bad func(field string, value any, reason strin
 		case b.Target != "" && b.URL != "":
 			bad(f, name, "target and url are exclusive")
 		}
+		if b.Required && b.URL != "" {
+			bad(f+".required", b.Required, "applies only to gRPC backends (target)")
+		}
 		if b.URL != "" {
 			if u, err := url.Parse(b.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				bad(f+".url", b.URL, "must be an http:// or https:// URL")
@@ -171,6 +205,15 @@ func (c *Config) validateBackends(bad func(field string, value any, reason strin
 		}
 		if b.Retry.MaxAttempts < 1 || b.Retry.MaxAttempts > 10 {
 			bad(f+".retry.maxAttempts", b.Retry.MaxAttempts, "must be between 1 and 10")
+		}
+		switch rc := b.Reconnect; {
+		case rc.BaseDelay <= 0:
+			bad(f+".reconnect.baseDelay", rc.BaseDelay, "must be > 0")
+		case rc.MaxDelay < rc.BaseDelay:
+			bad(f+".reconnect.maxDelay", rc.MaxDelay, "must be >= reconnect.baseDelay")
+		}
+		if b.Reconnect.ConnectTimeout <= 0 {
+			bad(f+".reconnect.connectTimeout", b.Reconnect.ConnectTimeout, "must be > 0")
 		}
 	}
 	for i, r := range c.Routes {

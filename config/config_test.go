@@ -81,6 +81,10 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"status", func(c *config.Config) { c.Bayeux.DuplicateConnectStatus = 200 }, "bayeux.duplicateConnectStatus: 200"},
 		{"subscriptions", func(c *config.Config) { c.Limits.MaxSubscriptionsPerSession = -1 }, "limits.maxSubscriptionsPerSession: -1: must be > 0"},
 		{"channels", func(c *config.Config) { c.Limits.MaxChannelsPerSubscribe = -5 }, "limits.maxChannelsPerSubscribe: -5: must be > 0"},
+		{"required", func(c *config.Config) {
+			c.Backends = map[string]config.BackendConfig{"h": {URL: "http://127.0.0.1:9/x", Required: true}}
+			c.SetDefaults()
+		}, "backends.h.required: true: applies only to gRPC backends"},
 	}
 	for _, tt := range tests {
 		c := config.Default()
@@ -135,6 +139,60 @@ func TestExampleConfigsAreValid(t *testing.T) {
 	for _, f := range files {
 		if _, err := config.Load(f); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestBackendReconnect(t *testing.T) {
+	c, err := config.Load(writeFile(t, "backends:\n  b:\n    target: 127.0.0.1:9090\n"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if rc := c.Backends["b"].Reconnect; rc.BaseDelay.D() != 100*time.Millisecond || rc.MaxDelay.D() != time.Second || rc.ConnectTimeout.D() != 5*time.Second {
+		t.Errorf("reconnect defaults = %+v; want baseDelay 100ms, maxDelay 1s, connectTimeout 5s", rc)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"maxDelay: 50ms", "backends.b.reconnect.maxDelay: 50ms: must be >= reconnect.baseDelay"},
+		{"baseDelay: -1s", "backends.b.reconnect.baseDelay: -1s: must be > 0"},
+		{"connectTimeout: -1s", "backends.b.reconnect.connectTimeout: -1s: must be > 0"},
+	} {
+		_, err := config.Load(writeFile(t, "backends:\n  b:\n    target: 127.0.0.1:9090\n    reconnect: {"+tt.yaml+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Load with reconnect {%s} = %v; want %q", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+// TestOriginsAreBareOrigins checks that an allowed origin with a path or a
+// trailing slash, which no browser sends, is refused.
+func TestOriginsAreBareOrigins(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*config.Config)
+		want   string // "" for valid
+	}{
+		{"cors ok", func(c *config.Config) {
+			c.CORS.AllowedOrigins = []string{"https://app.example", "http://127.0.0.1:3000", "*"}
+		}, ""},
+		{"cors trailing slash", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example/"} }, "cors.allowedOrigins[0]: https://app.example/: must be"},
+		{"cors path", func(c *config.Config) {
+			c.CORS.AllowedOrigins = []string{"https://a.example", "https://app.example/chat"}
+		}, "cors.allowedOrigins[1]: https://app.example/chat: must be"},
+		{"cors no host", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://"} }, "cors.allowedOrigins[0]: https://: must be"},
+		{"cors query", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example?x=1"} }, "cors.allowedOrigins[0]"},
+		{"api ok", func(c *config.Config) { c.API.AllowedOrigins = []string{"https://ops.example:8443"} }, ""},
+		{"api trailing slash", func(c *config.Config) { c.API.AllowedOrigins = []string{"https://ops.example/"} }, "api.allowedOrigins[0]: https://ops.example/: must be"},
+		{"api path", func(c *config.Config) { c.API.AllowedOrigins = []string{"https://ops.example/status"} }, "api.allowedOrigins[0]: https://ops.example/status: must be"},
+	}
+	for _, tt := range tests {
+		c := config.Default()
+		tt.mutate(c)
+		err := c.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: Validate() = %v; want nil", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: Validate() = %v; want an error containing %q", tt.name, err, tt.want)
 		}
 	}
 }

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"regexp"
@@ -102,54 +100,76 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Decode parses YAML into c, rejecting unknown keys. An empty document
-// leaves c unchanged.
-func Decode(data []byte, c *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("parse config: %w", err)
-	}
-	return nil
+// EnvVar is an environment variable that overrides one setting of the
+// file.
+type EnvVar struct {
+	Name  string // e.g. "COMETGATE_LISTEN"
+	Field string // the setting it overrides, e.g. "listen"
+	Usage string // what it holds, in a few words
+	apply func(c *Config, v string) error
 }
 
-// ApplyEnv applies the COMETGATE_* environment overrides through lookup
-// (os.LookupEnv in production).
+// Environment lists the environment variables [Config.ApplyEnv] reads, in
+// the order it applies them.
+func Environment() []EnvVar {
+	return []EnvVar{
+		{"COMETGATE_LISTEN", "listen", "public listener, host:port", func(c *Config, v string) error {
+			c.Listen = v
+			return nil
+		}},
+		{"COMETGATE_LOG_LEVEL", "log.level", "debug, info, warn or error", func(c *Config, v string) error {
+			c.Log.Level = v
+			return nil
+		}},
+		{"COMETGATE_LOG_FORMAT", "log.format", "text or json", func(c *Config, v string) error {
+			c.Log.Format = v
+			return nil
+		}},
+		{"COMETGATE_TIMEOUT", "bayeux.timeout", "how long /meta/connect is held, e.g. 20s", func(c *Config, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{"COMETGATE_TIMEOUT", v, err.Error()})
+			}
+			c.Bayeux.Timeout = d
+			return nil
+		}},
+		{"COMETGATE_ALLOWED_ORIGINS", "cors.allowedOrigins", "comma-separated origins, or *", func(c *Config, v string) error {
+			c.CORS.AllowedOrigins = splitList(v)
+			return nil
+		}},
+		{"COMETGATE_DEBUG_LISTEN", "debug.listen", "loopback host:port serving /debug/pprof/", func(c *Config, v string) error {
+			c.Debug.Listen = v
+			return nil
+		}},
+		{"COMETGATE_API_LISTEN", "api.listen", `control API host:port, "public" or "off"`, func(c *Config, v string) error {
+			c.API.Listen = v
+			return nil
+		}},
+		{"COMETGATE_API_TOKENS", "api.tokens", "comma-separated bearer tokens for the control API", func(c *Config, v string) error {
+			c.API.Tokens = splitList(v)
+			return nil
+		}},
+		{"COMETGATE_DEMO", "demo.enabled", "true or false: serve the demo chat", func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{"COMETGATE_DEMO", v, "must be true or false"})
+			}
+			c.Demo.Enabled = &b
+			return nil
+		}},
+	}
+}
+
+// ApplyEnv applies the environment overrides listed by [Environment],
+// read through lookup (os.LookupEnv in production); an empty value is
+// ignored.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
-	if v, ok := lookup("COMETGATE_LISTEN"); ok && v != "" {
-		c.Listen = v
-	}
-	if v, ok := lookup("COMETGATE_LOG_LEVEL"); ok && v != "" {
-		c.Log.Level = v
-	}
-	if v, ok := lookup("COMETGATE_LOG_FORMAT"); ok && v != "" {
-		c.Log.Format = v
-	}
-	if v, ok := lookup("COMETGATE_TIMEOUT"); ok && v != "" {
-		d, err := parseDuration(v)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{"COMETGATE_TIMEOUT", v, err.Error()})
+	for _, e := range Environment() {
+		if v, ok := lookup(e.Name); ok && v != "" {
+			if err := e.apply(c, v); err != nil {
+				return err
+			}
 		}
-		c.Bayeux.Timeout = d
-	}
-	if v, ok := lookup("COMETGATE_ALLOWED_ORIGINS"); ok && v != "" {
-		c.CORS.AllowedOrigins = splitList(v)
-	}
-	if v, ok := lookup("COMETGATE_DEBUG_LISTEN"); ok && v != "" {
-		c.Debug.Listen = v
-	}
-	if v, ok := lookup("COMETGATE_API_LISTEN"); ok && v != "" {
-		c.API.Listen = v
-	}
-	if v, ok := lookup("COMETGATE_API_TOKENS"); ok && v != "" {
-		c.API.Tokens = splitList(v)
-	}
-	if v, ok := lookup("COMETGATE_DEMO"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{"COMETGATE_DEMO", v, "must be true or false"})
-		}
-		c.Demo.Enabled = &b
 	}
 	return nil
 }
@@ -278,8 +298,8 @@ func (c *Config) Validate() error {
 		bad("cookie.sameSite", c.Cookie.SameSite, "must be lax, strict, none or empty")
 	}
 	for i, o := range c.CORS.AllowedOrigins {
-		if o != "*" && !(strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://")) {
-			bad(fmt.Sprintf("cors.allowedOrigins[%d]", i), o, `must be "*" or an origin such as https://app.example`)
+		if o != "*" && !webOrigin(o) {
+			bad(fmt.Sprintf("cors.allowedOrigins[%d]", i), o, `must be "*" or an origin such as https://app.example (scheme, host, optional port; no path, no trailing slash)`)
 		}
 	}
 	c.validateBackends(bad)

@@ -59,6 +59,11 @@ type Server struct {
 	apiSvc    *api.Service // the control API, if enabled
 	debug     *http.Server // pprof, if configured
 
+	configPath string         // WithConfigFile; "" when none
+	started    atomic.Bool    // Start has finished
+	reloadMu   sync.Mutex     // serialises Reload; guards live
+	live       *config.Config // the configuration last applied
+
 	mu          sync.Mutex // guards listener, apiListener, serveErr
 	listener    net.Listener
 	connLimit   atomic.Pointer[connlimit.Listener] // nil: no per-address limit
@@ -69,7 +74,7 @@ type Server struct {
 // New builds a Server from cfg, which must have been validated (as
 // config.Load does). Nothing is started.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	s := &Server{cfg: cfg, log: slog.Default()}
+	s := &Server{cfg: cfg, live: cfg, log: slog.Default()}
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -140,6 +145,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.mux.Handle(cfg.Path, s.transport)
 	s.mux.Handle(cfg.Path+"/", s.transport)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if *cfg.Demo.Enabled {
 		// A call route on a demo channel would answer each call twice.
 		for _, ch := range demo.Channels() {
@@ -199,6 +205,7 @@ func (s *Server) buildAPI() error {
 		ClientCerts:     a.TLS.ClientCAFile != "",
 		MaxDataBytes:    a.MaxDataBytes,
 		Conns:           s.transport.Len,
+		Reload:          s.reloadForAPI,
 		LongPollAnswers: s.transport.LongPollAnswers,
 		Logger:          s.log,
 	})
@@ -206,9 +213,15 @@ func (s *Server) buildAPI() error {
 	if s.cfg.APIOnPublic() {
 		s.mux.Handle("/v1/", svc.Handler())
 		s.mux.Handle("/cometgate.gateway.v1.Gateway/", svc.Handler())
+		for _, p := range api.ReflectionPaths {
+			s.mux.Handle(p, svc.Handler())
+		}
 		return nil
 	}
-	srv := s.newHTTPServer(svc.Handler())
+	own := http.NewServeMux()
+	own.HandleFunc("GET /readyz", s.readyz)
+	own.Handle("/", svc.Handler())
+	srv := s.newHTTPServer(own)
 	srv.Protocols.SetUnencryptedHTTP2(a.TLS.CertFile == "")
 	if a.TLS.CertFile != "" {
 		tc, err := apiTLS(a.TLS)
@@ -345,6 +358,7 @@ func (s *Server) Start(ctx context.Context) error {
 	} else if s.cfg.APIEnabled() {
 		s.log.Info("control API on the public listener", "path", "/v1/")
 	}
+	s.started.Store(true)
 	return nil
 }
 
@@ -473,9 +487,10 @@ func backendConfig(cfg *config.Config, log *slog.Logger) backend.Config {
 			TLSMode: b.TLS.Mode, CAFile: b.TLS.CAFile, CertFile: b.TLS.CertFile, KeyFile: b.TLS.KeyFile, ServerName: b.TLS.ServerName,
 			Timeout:       b.Timeout.D(),
 			RetryAttempts: b.Retry.MaxAttempts, RetryBackoff: b.Retry.InitialBackoff.D(), RetryMaxBackoff: b.Retry.MaxBackoff.D(),
+			ReconnectBaseDelay: b.Reconnect.BaseDelay.D(), ReconnectMaxDelay: b.Reconnect.MaxDelay.D(), ConnectTimeout: b.Reconnect.ConnectTimeout.D(),
 			MaxMessageBytes: b.MaxMessageBytes,
 			Metadata:        b.Metadata, Headers: b.Headers, Cookies: b.Cookies,
-			Descriptors: b.Descriptors,
+			Descriptors: b.Descriptors, Required: b.Required,
 		}
 	}
 	for _, r := range cfg.Routes {

@@ -30,12 +30,14 @@ protos=$(cd proto && find cometgate example -name '*.proto' | sort)
   --go-grpc_out=gen --go-grpc_opt=paths=source_relative \
   $protos)
 # The control API's REST gateway and OpenAPI document, from the HTTP mapping
-# in gateway_http.yaml. The OpenAPI document is also copied next to the Go
+# in gateway_http.yaml and the OpenAPI options (title, version, security) in
+# gateway_openapi.yaml. The OpenAPI document is also copied next to the Go
 # code that serves it.
 (cd proto && protoc -I . \
   --grpc-gateway_out=gen --grpc-gateway_opt=paths=source_relative \
   --grpc-gateway_opt=grpc_api_configuration=cometgate/gateway/v1/gateway_http.yaml \
   --openapiv2_out=gen --openapiv2_opt=grpc_api_configuration=cometgate/gateway/v1/gateway_http.yaml \
+  --openapiv2_opt=openapi_configuration=cometgate/gateway/v1/gateway_openapi.yaml \
   cometgate/gateway/v1/gateway.proto)
 cp proto/gen/cometgate/gateway/v1/gateway.swagger.json gateway/api/openapi.json
 # The gRPC stub template links to a package index for ClientConn.NewStream;

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"regexp"
@@ -35,8 +36,9 @@ var (
 // join events, a moderating publish hook, a token handshake and a ticker.
 type chat struct {
 	backendv1.UnimplementedBackendServer
-	done <-chan struct{} // closed at shutdown: ends open streams
-	log  *slog.Logger
+	done  <-chan struct{} // closed at shutdown: ends open streams
+	log   *slog.Logger
+	epoch string // random per instance: the numbering of its room events
 
 	mu    sync.Mutex // guards rooms and their contents
 	rooms map[string]*room
@@ -57,7 +59,7 @@ type roomEvent struct {
 }
 
 func newChat(done <-chan struct{}, log *slog.Logger) *chat {
-	c := &chat{done: done, log: log, rooms: map[string]*room{}}
+	c := &chat{done: done, log: log, epoch: rand.Text(), rooms: map[string]*room{}}
 	for _, name := range []string{"lobby", "random"} {
 		c.rooms[name] = &room{changed: make(chan struct{})}
 	}
@@ -187,7 +189,7 @@ func (c *chat) Subscribe(req *backendv1.SubscribeRequest, stream grpc.ServerStre
 	}
 	if rest, ok := strings.CutPrefix(ch, "/rooms/"); ok {
 		if name, ok := strings.CutSuffix(rest, "/events"); ok && roomName.MatchString(name) {
-			return c.roomEvents(stream, name, req.GetResumeAfter())
+			return c.roomEvents(stream, name, req.GetResumeAfter(), req.GetResumeEpoch())
 		}
 		return c.wait(stream.Context())
 	}
@@ -195,7 +197,8 @@ func (c *chat) Subscribe(req *backendv1.SubscribeRequest, stream grpc.ServerStre
 }
 
 // ticks streams {"symbol","price","seq"} every tickInterval, seq being the
-// offset, starting right after resumeAfter.
+// offset, starting right after resumeAfter. The series is a function of seq
+// alone, so any instance resumes it exactly: ticks carry no epoch.
 func (c *chat) ticks(stream grpc.ServerStreamingServer[backendv1.StreamMessage], symbol string, resumeAfter uint64) error {
 	c.log.Info("ticker stream opened", "symbol", symbol, "from", resumeAfter+1)
 	defer c.log.Info("ticker stream closed", "symbol", symbol)
@@ -216,14 +219,24 @@ func (c *chat) ticks(stream grpc.ServerStreamingServer[backendv1.StreamMessage],
 	}
 }
 
-// roomEvents streams a room's join events: those after resumeAfter that
-// are still kept, or only new ones on a fresh stream, then each new one.
-func (c *chat) roomEvents(stream grpc.ServerStreamingServer[backendv1.StreamMessage], name string, resumeAfter uint64) error {
+// roomEvents streams a room's join events, then each new one: only new
+// ones on a fresh stream; those after resumeAfter that are still kept on a
+// stream resumed in this instance's epoch; and every kept one when
+// resumeAfter counts another instance's events (this process restarted:
+// its events are numbered from 1 again, and skipping up to resumeAfter
+// would lose them; the gateway sees the new epoch and tells its clients of
+// the gap). An empty resumeEpoch (a gateway that predates epochs) is taken
+// as this instance's unless resumeAfter is beyond its newest event.
+func (c *chat) roomEvents(stream grpc.ServerStreamingServer[backendv1.StreamMessage], name string, resumeAfter uint64, resumeEpoch string) error {
 	c.mu.Lock()
 	r, err := c.room(name)
 	next := resumeAfter + 1
-	if err == nil && resumeAfter == 0 {
+	switch {
+	case err != nil:
+	case resumeAfter == 0:
 		next = r.last + 1
+	case resumeEpoch != c.epoch && (resumeEpoch != "" || resumeAfter > r.last):
+		next = 1
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -242,7 +255,7 @@ func (c *chat) roomEvents(stream grpc.ServerStreamingServer[backendv1.StreamMess
 		changed := r.changed
 		c.mu.Unlock()
 		for _, e := range batch {
-			if err := stream.Send(&backendv1.StreamMessage{Data: e.data, Offset: e.offset}); err != nil {
+			if err := stream.Send(&backendv1.StreamMessage{Data: e.data, Offset: e.offset, Epoch: c.epoch}); err != nil {
 				return err
 			}
 			next = e.offset + 1

@@ -3,16 +3,17 @@
 //
 //	gateway                      # embedded defaults: 127.0.0.1:8080, demo chat at /
 //	gateway -config FILE         # YAML configuration (see config/)
-//	gateway -check-config FILE   # validate and exit
+//	gateway genconfig            # print the annotated reference configuration
+//	gateway checkconfig FILE     # validate and exit (also -check-config FILE)
+//	gateway -version             # module version and VCS revision
+//	gateway -h                   # flags, commands and environment variables
 //
 // SIGINT and SIGTERM shut the gateway down gracefully (exit code 0 when
-// all went well). SIGHUP is logged and ignored: configuration reload is
-// not supported yet.
+// all went well). SIGHUP reloads the -config file (see gateway.Server.Reload).
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,36 +29,24 @@ func main() {
 }
 
 func run() int {
-	configPath := flag.String("config", "", "YAML configuration file (default: embedded defaults)")
-	checkPath := flag.String("check-config", "", "validate this configuration file and exit")
-	flag.Parse()
-
-	if *checkPath != "" {
-		cfg, err := config.Load(*checkPath)
-		if err == nil {
-			err = gateway.Check(cfg)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Println("configuration OK")
-		return 0
+	configPath, code, done := command(os.Args[1:], os.Stdout, os.Stderr)
+	if done {
+		return code
 	}
-	cfg, err := config.Load(*configPath)
+	cfg, err := config.Load(configPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	log := newLogger(cfg.Log)
-	srv, err := gateway.New(cfg, gateway.WithLogger(log))
+	log := slog.New(gateway.NewLogHandler(os.Stderr, cfg.Log))
+	srv, err := gateway.New(cfg, gateway.WithLogger(log), gateway.WithConfigFile(configPath))
 	if err != nil {
 		log.Error("cannot build gateway", "err", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ignoreHangups(ctx, log)
+	reloadOnHangup(ctx, srv)
 	if err := srv.Run(ctx); err != nil {
 		log.Error("gateway stopped with an error", "err", err)
 		return 1
@@ -65,31 +54,21 @@ func run() int {
 	return 0
 }
 
-// ignoreHangups keeps SIGHUP, which would otherwise end the process, from
-// stopping the gateway: configuration reload does not exist yet, so each
-// one is logged until ctx is done, and ignored after. It returns once the
-// signal is caught.
-func ignoreHangups(ctx context.Context, log *slog.Logger) {
+// reloadOnHangup reloads the configuration on each SIGHUP until ctx is
+// done (Server.Reload logs the outcome; a refused file leaves the gateway
+// running as it was). SIGHUP is caught from now on, so that it never ends
+// the process.
+func reloadOnHangup(ctx context.Context, srv *gateway.Server) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for {
 			select {
 			case <-hup:
-				log.Info("SIGHUP ignored: configuration reload is not supported yet")
+				srv.Reload(ctx)
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-}
-
-func newLogger(c config.LogConfig) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(c.Level)) // validated by config
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -120,24 +121,39 @@ func checkHealthy(t *testing.T, ctx context.Context, addr, when string) {
 	}
 }
 
-// TestHangupIgnored checks that SIGHUP is logged and does not stop the
-// gateway, and that SIGTERM then shuts it down with exit code 0.
-func TestHangupIgnored(t *testing.T) {
+// TestHangupReloads checks that SIGHUP reloads the -config file without
+// stopping the gateway, that a broken file is refused and logged while
+// the gateway keeps running, and that SIGTERM then shuts it down with exit
+// code 0.
+func TestHangupReloads(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	p, addr := startGateway(t, ctx)
 	checkHealthy(t, ctx, addr, "after start")
+	file := p.cmd.Args[2] // -config FILE
 
 	for i := range 2 {
 		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		l := p.waitLog(t, ctx, "SIGHUP ignored: configuration reload is not supported yet")
-		if l["level"] != "INFO" {
-			t.Errorf("SIGHUP line at level %v, want INFO", l["level"])
+		l := p.waitLog(t, ctx, "configuration reloaded")
+		if l["level"] != "INFO" || l["file"] != file {
+			t.Errorf("reload line %v; want level INFO and file %s", l, file)
 		}
 		checkHealthy(t, ctx, addr, fmt.Sprintf("after SIGHUP %d", i+1))
 	}
+	broken := "listen: 127.0.0.1:0\nlog:\n  format: json\napi:\n  listen: \"off\"\nbayeux:\n  maxQueue: -1\n"
+	if err := os.WriteFile(file, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	l := p.waitLog(t, ctx, "reload refused: invalid configuration; the running one is kept")
+	if e, _ := l["err"].(string); l["level"] != "ERROR" || !strings.Contains(e, "bayeux.maxQueue") {
+		t.Errorf("refusal line %v; want level ERROR naming bayeux.maxQueue", l)
+	}
+	checkHealthy(t, ctx, addr, "after a refused reload")
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -273,6 +273,11 @@ func (r *restClient) Stats(ctx context.Context, in *gatewayv1.StatsRequest, _ ..
 	return out, r.call(ctx, http.MethodGet, "/v1/stats", nil, nil, out)
 }
 
+func (r *restClient) Reload(ctx context.Context, in *gatewayv1.ReloadRequest, _ ...grpc.CallOption) (*gatewayv1.ReloadResponse, error) {
+	out := &gatewayv1.ReloadResponse{}
+	return out, r.call(ctx, http.MethodPost, "/v1/reload", nil, in, out)
+}
+
 // apiConn is one way of calling the API.
 type apiConn struct {
 	name string

@@ -1,6 +1,11 @@
 // Package api serves the gateway's control API, cometgate.gateway.v1.Gateway,
 // over gRPC and as REST/JSON through grpc-gateway (called in process, with
-// no network hop), plus its OpenAPI document at /v1/openapi.json.
+// no network hop), plus its OpenAPI document at /v1/openapi.json. The gRPC
+// server also answers server reflection, behind the same authentication.
+//
+// REST request bodies keep their message data exact: the "data" member is
+// passed on as the JSON text sent (see exactDataJSON), not through
+// google.protobuf.Value, whose numbers are doubles.
 //
 // Every request must carry a configured bearer token
 // ("Authorization: Bearer <token>") or come over mTLS with a verified

@@ -24,9 +24,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -66,6 +63,11 @@ type Config struct {
 	// and Listen's host, that the Host header of a REST request may carry.
 	// Default none.
 	AllowedHosts []string
+	// Reload reloads the node's configuration, for the Reload method
+	// (nil: Reload answers UNIMPLEMENTED). It returns what changed while
+	// running and the settings that need a restart, or why the new
+	// configuration was refused.
+	Reload func(ctx context.Context) (applied, needsRestart []string, err error)
 	// Logger receives request problems at debug level.
 	Logger *slog.Logger
 }
@@ -130,9 +132,11 @@ func (s *Service) authorized(authz string, cs *tls.ConnectionState) bool {
 func (s *Service) Handler() http.Handler {
 	gs := grpc.NewServer(
 		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes),
 	)
 	gatewayv1.RegisterGatewayServer(gs, s)
+	registerReflection(gs)
 	rest := s.RESTHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
@@ -147,10 +151,10 @@ func (s *Service) Handler() http.Handler {
 // keep web pages out (see browserGuard) and then authentication.
 func (s *Service) RESTHandler() http.Handler {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, exactDataJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 	)
 	// Registering a local server cannot fail.
 	_ = gatewayv1.RegisterGatewayHandlerServer(context.Background(), mux, s)
@@ -190,19 +194,7 @@ func writeJSONError(w http.ResponseWriter, httpStatus int, code codes.Code, msg 
 }
 
 func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	var authz string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			authz = v[0]
-		}
-	}
-	var cs *tls.ConnectionState
-	if p, ok := peer.FromContext(ctx); ok {
-		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			cs = &ti.State
-		}
-	}
-	if !s.authorized(authz, cs) {
+	if !s.callAuthorized(ctx) {
 		s.cfg.Logger.Debug("control API call refused: not authenticated", "method", info.FullMethod)
 		return nil, status.Error(codes.Unauthenticated, "authentication required")
 	}
@@ -433,6 +425,20 @@ func describe(ss *engine.Session) *gatewayv1.Session {
 		Created:       timestamppb.New(ss.Created()),
 		AgeSeconds:    time.Since(ss.Created()).Seconds(),
 	}
+}
+
+// Reload reloads the node's configuration file. A refused one (invalid,
+// or no file) is FAILED_PRECONDITION with the errors, one per line; the
+// running configuration is then kept.
+func (s *Service) Reload(ctx context.Context, _ *gatewayv1.ReloadRequest) (*gatewayv1.ReloadResponse, error) {
+	if s.cfg.Reload == nil {
+		return nil, status.Error(codes.Unimplemented, "reload is not available on this node")
+	}
+	applied, restart, err := s.cfg.Reload(ctx)
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &gatewayv1.ReloadResponse{Applied: applied, NeedsRestart: restart}, nil
 }
 
 // Stats returns the node's counters.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -204,10 +205,16 @@ func (c *client) none(d time.Duration) {
 
 func eventually(t *testing.T, what string, fn func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
+	within(t, testTimeout, what, fn)
+}
+
+// within polls fn until it reports true, failing the test after d.
+func within(t *testing.T, d time.Duration, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !fn() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -717,13 +724,396 @@ func TestErrorFromStatus(t *testing.T) {
 		{status.Error(codes.PermissionDenied, "no"), "403:PermissionDenied:no"},
 		{status.Error(codes.Unauthenticated, ""), "401:Unauthenticated:"},
 		{status.Error(codes.ResourceExhausted, "slow down"), "429:ResourceExhausted:slow down"},
-		{status.Error(codes.Unavailable, "a\nb"), "503:Unavailable:a b"},
-		{status.Error(codes.DeadlineExceeded, "late"), "504:DeadlineExceeded:late"},
-		{errors.New("plain"), "500:Unknown:plain"},
+		{status.Error(codes.InvalidArgument, "a\nb"), "400:InvalidArgument:a b"},
+		// Codes whose text may come from gRPC or a backend's internals get
+		// a fixed message.
+		{status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: dial tcp 10.1.2.3:9090: connect: connection refused\""), "503:Unavailable:backend unavailable"},
+		{status.Error(codes.DeadlineExceeded, "db at 10.1.2.3 timed out"), "504:DeadlineExceeded:deadline exceeded"},
+		{status.Error(codes.Internal, "grpc: error unmarshalling response"), "500:Internal:backend error"},
+		{status.Error(codes.Unimplemented, "unknown service x.y.Svc"), "501:Unimplemented:not implemented"},
+		{errors.New("pq: connection to 10.1.2.3 refused"), "500:Unknown:backend error"},
 	}
 	for _, tt := range tests {
 		if got := backend.ErrorFromStatus(tt.err).Error(); got != tt.want {
 			t.Errorf("ErrorFromStatus(%v) = %q; want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+// restartable is a gRPC backend on a fixed loopback port that a test stops
+// and starts again, as a redeployed or crashed backend. register is called
+// for each new server, with its instance number (1, 2, ...).
+type restartable struct {
+	t        *testing.T
+	addr     string
+	register func(s *grpc.Server, instance int)
+	started  int
+	srv      *grpc.Server
+}
+
+func newRestartable(t *testing.T, register func(*grpc.Server, int)) *restartable {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &restartable{t: t, addr: ln.Addr().String(), register: register}
+	b.serve(ln)
+	t.Cleanup(func() { b.srv.Stop() })
+	return b
+}
+
+func (b *restartable) serve(ln net.Listener) {
+	b.started++
+	b.srv = grpc.NewServer()
+	b.register(b.srv, b.started)
+	go b.srv.Serve(ln)
+}
+
+// stop ends the server and every connection and stream to it.
+func (b *restartable) stop() { b.srv.Stop() }
+
+// start serves a new instance on the same address.
+func (b *restartable) start() {
+	b.t.Helper()
+	ln, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		b.t.Fatalf("listen again on %s: %v", b.addr, err)
+	}
+	b.serve(ln)
+}
+
+// refuse accepts connections on addr and closes them at once, as the port
+// of a backend that is down, until the returned function is called. It
+// counts the gateway's connection attempts.
+func refuse(t *testing.T, addr string) (attempts *atomic.Int32, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	attempts = new(atomic.Int32)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			c.Close()
+		}
+	}()
+	return attempts, func() { ln.Close(); <-done }
+}
+
+// instanceBackend registers a contract whose calls answer the instance
+// number and whose streams tick {"instance","n"} with offsets resuming
+// after resume_after.
+func instanceBackend(s *grpc.Server, instance int) {
+	backendv1.RegisterBackendServer(s, &contract{
+		call: func(context.Context, *backendv1.CallRequest) (*backendv1.CallResponse, error) {
+			return &backendv1.CallResponse{Data: []byte(fmt.Sprint(instance))}, nil
+		},
+		subscribe: func(r *backendv1.SubscribeRequest, s grpc.ServerStreamingServer[backendv1.StreamMessage]) error {
+			for off := r.GetResumeAfter() + 1; ; off++ {
+				data := fmt.Sprintf(`{"instance":%d,"n":%d}`, instance, off)
+				if err := s.Send(&backendv1.StreamMessage{Data: []byte(data), Offset: off}); err != nil {
+					return err
+				}
+				select {
+				case <-s.Context().Done():
+					return nil
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		},
+	})
+}
+
+// TestRecoveryAfterBackendRestart stops a real backend, keeps its port
+// refusing connections while the gateway's connection backoff grows to its
+// bound, then starts a new backend on the same port: calls and streams
+// must work again well before gRPC's default backoff (up to 120s) would
+// have retried.
+func TestRecoveryAfterBackendRestart(t *testing.T) {
+	const recoverWithin = 5 * time.Second // 25 times the test's maxDelay
+	b := newRestartable(t, instanceBackend)
+	sp := spec(b.addr)
+	sp.ReconnectBaseDelay, sp.ReconnectMaxDelay = 20*time.Millisecond, 200*time.Millisecond
+	n := newNode(t, backend.Config{Backends: map[string]backend.Spec{"b": sp}, Routes: []backend.RouteSpec{
+		{Channel: "/service/x", Backend: "b", Type: backend.TypeCall},
+		{Channel: "/stocks/*", Backend: "b", Type: backend.TypeStream},
+	}})
+	caller, _ := n.client(t, "")
+	sub, _ := n.client(t, "")
+	sub.send(`{"channel":"/meta/subscribe","clientId":"$ID","subscription":"/stocks/A"}`)
+	instanceOf := func(ev map[string]any) float64 {
+		d, _ := ev["data"].(map[string]any)
+		i, _ := d["instance"].(float64)
+		return i
+	}
+	if ev := sub.next(); instanceOf(ev) != 1 {
+		t.Fatalf("first tick = %v", ev)
+	}
+	call := func() map[string]any {
+		caller.send(`{"id":"1","channel":"/service/x","clientId":"$ID","data":{}}`)
+		return caller.next()
+	}
+	if r := call(); r["data"] != 1.0 {
+		t.Fatalf("call = %v", r)
+	}
+
+	b.stop()
+	attempts, stopRefusing := refuse(t, b.addr)
+	if r := call(); r["successful"] != false || r["error"] != "503:Unavailable:backend unavailable" {
+		t.Errorf("call during the outage = %v; want 503:Unavailable:backend unavailable", r)
+	}
+	// Seven failed attempts: the backoff (20ms growing 1.6x) has reached
+	// its 200ms bound.
+	eventually(t, "reconnection attempts", func() bool { return attempts.Load() >= 7 })
+	stopRefusing()
+	b.start()
+	restarted := time.Now()
+
+	var r map[string]any
+	within(t, recoverWithin, "calls work again after the backend came back", func() bool {
+		r = call()
+		return r["successful"] == true
+	})
+	if r["data"] != 2.0 {
+		t.Errorf("call after the restart = %v; want instance 2", r)
+	}
+	for instanceOf(sub.next()) != 2 {
+		if time.Since(restarted) > recoverWithin {
+			t.Fatalf("the stream did not reopen within %v of the backend coming back", recoverWithin)
+		}
+	}
+}
+
+// TestStreamEpochAfterRestart restarts a real backend under an open stream.
+// The new instance continues the offsets right after the last one the
+// gateway received, so only the epoch tells an exact resume (same epoch:
+// nothing lost, no notice) from a restarted backend that numbers anew (a
+// new epoch: subscribers get a gap notice).
+func TestStreamEpochAfterRestart(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		epochs  []string // per instance
+		wantGap bool
+	}{
+		{"same epoch", []string{"e1", "e1"}, false},
+		{"new epoch", []string{"e1", "e2"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var reqs []*backendv1.SubscribeRequest
+			b := newRestartable(t, func(s *grpc.Server, instance int) {
+				epoch := tt.epochs[instance-1]
+				backendv1.RegisterBackendServer(s, &contract{subscribe: func(r *backendv1.SubscribeRequest, s grpc.ServerStreamingServer[backendv1.StreamMessage]) error {
+					mu.Lock()
+					reqs = append(reqs, r)
+					mu.Unlock()
+					for off := r.GetResumeAfter() + 1; ; off++ {
+						data := fmt.Sprintf(`{"instance":%d,"n":%d}`, instance, off)
+						if err := s.Send(&backendv1.StreamMessage{Data: []byte(data), Offset: off, Epoch: epoch}); err != nil {
+							return err
+						}
+						select {
+						case <-s.Context().Done():
+							return nil
+						case <-time.After(10 * time.Millisecond):
+						}
+					}
+				}})
+			})
+			n := newNode(t, backend.Config{Backends: map[string]backend.Spec{"b": spec(b.addr)}, Routes: []backend.RouteSpec{{Channel: "/stocks/*", Backend: "b", Type: backend.TypeStream}}})
+			c, _ := n.client(t, "")
+			c.send(`{"channel":"/meta/subscribe","clientId":"$ID","subscription":"/stocks/A"}`)
+			type tick struct{ Instance, N int }
+			var ticks []tick
+			gap := false
+			read := func() {
+				ev := c.next()
+				if ext, _ := ev["ext"].(map[string]any); ext != nil && fmt.Sprint(ext["cometgate"]) == "map[gap:true]" {
+					gap = true
+					return
+				}
+				raw, _ := json.Marshal(ev["data"])
+				var tk tick
+				if err := json.Unmarshal(raw, &tk); err != nil {
+					t.Fatalf("event %v: %v", ev, err)
+				}
+				ticks = append(ticks, tk)
+			}
+			for len(ticks) < 3 {
+				read()
+			}
+			b.stop()
+			b.start()
+			for ticks[len(ticks)-1].Instance != 2 {
+				read()
+			}
+			if gap != tt.wantGap {
+				t.Errorf("gap notice = %v; want %v (ticks %v)", gap, tt.wantGap, ticks)
+			}
+			for i := 1; i < len(ticks); i++ {
+				if ticks[i].N != ticks[i-1].N+1 {
+					t.Errorf("ticks %v are not continuous", ticks)
+					break
+				}
+			}
+			mu.Lock()
+			last := reqs[len(reqs)-1]
+			mu.Unlock()
+			if last.GetResumeEpoch() != "e1" || last.GetResumeAfter() == 0 {
+				t.Errorf("reopening Subscribe = %v; want resume_after and resume_epoch e1", last)
+			}
+		})
+	}
+}
+
+// records is a slog handler that keeps what is logged.
+type records struct {
+	mu  sync.Mutex
+	got []slog.Record
+}
+
+func (h *records) Enabled(context.Context, slog.Level) bool { return true }
+func (h *records) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *records) WithGroup(string) slog.Handler            { return h }
+func (h *records) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got = append(h.got, r.Clone())
+	return nil
+}
+
+// find returns the records with message msg, each as "LEVEL key=value...".
+func (h *records) find(msg string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range h.got {
+		if r.Message != msg {
+			continue
+		}
+		line := r.Level.String()
+		r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+		out = append(out, line)
+	}
+	return out
+}
+
+// TestUnavailableBackendHidesDetail calls a gRPC and an HTTP backend that
+// are down: clients get a short error without the address, the log gets
+// the detail, as one warning per backend and then debug lines.
+func TestUnavailableBackendHidesDetail(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	_, port, _ := net.SplitHostPort(dead)
+	log := &records{}
+	n := newNode(t, backend.Config{
+		Backends: map[string]backend.Spec{
+			"g": spec(dead),
+			"h": {URL: "http://" + dead + "/x", Timeout: 2 * time.Second, RetryAttempts: 1, MaxMessageBytes: 1 << 20},
+		},
+		Routes: []backend.RouteSpec{
+			{Channel: "/service/g", Backend: "g", Type: backend.TypeCall},
+			{Channel: "/service/h", Backend: "h", Type: backend.TypeCall},
+		},
+		Logger: slog.New(log),
+	})
+	c, _ := n.client(t, "")
+	for _, tt := range []struct{ channel, want, data string }{
+		{"/service/g", "503:Unavailable:backend unavailable", "map[code:Unavailable grpcCode:14 message:backend unavailable]"},
+		{"/service/h", "502:http:backend unavailable", "map[message:backend unavailable status:502]"},
+	} {
+		for i := 0; i < 2; i++ {
+			c.send(`{"id":"1","channel":"` + tt.channel + `","clientId":"$ID","data":{}}`)
+			r := c.next()
+			if r["error"] != tt.want || fmt.Sprint(r["data"]) != tt.data {
+				t.Errorf("call to %s = %v; want error %q and data %s", tt.channel, r, tt.want, tt.data)
+			}
+			if raw, _ := json.Marshal(r); strings.Contains(string(raw), port) {
+				t.Errorf("reply %s shows the backend's address", raw)
+			}
+		}
+	}
+	lines := log.find("remote call failed")
+	for _, b := range []string{"g", "h"} {
+		var warn, debug int
+		for _, l := range lines {
+			if !strings.Contains(l, " backend="+b+" ") {
+				continue
+			}
+			if !strings.Contains(l, port) {
+				t.Errorf("log line %q lacks the detail", l)
+			}
+			switch {
+			case strings.HasPrefix(l, "WARN"):
+				warn++
+			case strings.HasPrefix(l, "DEBUG"):
+				debug++
+			}
+		}
+		if warn != 1 || debug != 1 {
+			t.Errorf("backend %s: %d warnings and %d debug lines; want one of each, in %q", b, warn, debug, lines)
+		}
+	}
+}
+
+// TestUnservedServiceChannel publishes to /service/ channels: those a call
+// route or an engine handler serves are acknowledged and answered; any
+// other gets 404::service_unknown at once instead of an acknowledgement
+// followed by nothing.
+func TestUnservedServiceChannel(t *testing.T) {
+	addr := serve(t, func(s *grpc.Server) {
+		backendv1.RegisterBackendServer(s, &contract{call: func(_ context.Context, r *backendv1.CallRequest) (*backendv1.CallResponse, error) {
+			return &backendv1.CallResponse{Data: []byte(`"routed"`)}, nil
+		}})
+	})
+	n := newNode(t, backend.Config{Backends: map[string]backend.Spec{"b": spec(addr)}, Routes: []backend.RouteSpec{
+		{Channel: "/service/rooms/**", Backend: "b", Type: backend.TypeCall},
+		{Channel: "/service/rooms/a", Backend: "b", Type: backend.TypeCall},
+	}})
+	if err := n.e.HandlePublish("/service/echo", func(_ context.Context, s *engine.Session, m *bayeux.Message) error {
+		s.Deliver(&bayeux.Message{Channel: m.Channel, ID: m.ID, Reply: true, Successful: true, Data: []byte(`"handled"`)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := n.client(t, "")
+	for _, tt := range []struct{ channel, want string }{
+		{"/service/rooms/join", "routed"},
+		{"/service/rooms/a", "routed"},
+		{"/service/rooms/a/", "routed"},
+		{"/service/echo", "handled"},
+		{"/service/nothing", ""},
+		{"/service/room", ""},
+	} {
+		r := c.send(`{"id":"1","channel":"` + tt.channel + `","clientId":"$ID","data":{}}`)
+		if tt.want == "" {
+			if r.Successful || r.Error != "404::service_unknown" {
+				t.Errorf("publish to %s = %s; want 404::service_unknown", tt.channel, r)
+			}
+			continue
+		}
+		if !r.Successful {
+			t.Errorf("publish to %s = %s; want acknowledged", tt.channel, r)
+			continue
+		}
+		if a := c.next(); a["data"] != tt.want {
+			t.Errorf("answer on %s = %v; want %q", tt.channel, a, tt.want)
+		}
+	}
+	c.none(50 * time.Millisecond) // each call was answered once
+	if r := c.send(`{"id":"2","channel":"/not/a/service","clientId":"$ID","data":{}}`); !r.Successful {
+		t.Errorf("broadcast publish without a route = %s; want successful", r)
 	}
 }

@@ -29,12 +29,15 @@ type callInput struct {
 }
 
 // startCall acknowledges the publish at once (as CometD does) and runs the
-// call in the background; its answer is delivered to s alone.
+// call in the background; its answer is delivered to s alone. The caller
+// has acquired rt's backend, which startCall releases when the call ends.
 func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m *bayeux.Message) error {
 	if r.ctx.Err() != nil {
-		return ErrorFromStatus(status.Error(codes.Unavailable, "gateway shutting down"))
+		rt.b.release()
+		return ErrorFromStatus(errShuttingDown)
 	}
 	if !r.acquireCall(s) {
+		rt.b.release()
 		return errTooManyCalls
 	}
 	in := callInput{
@@ -49,6 +52,7 @@ func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m 
 	r.callers.Go(func() {
 		defer r.wg.Done()
 		defer r.releaseCall(s)
+		defer rt.b.release()
 		data, err := r.call(rt, in)
 		reply := &bayeux.Message{Channel: in.channel, ID: in.id, Reply: true, Successful: err == nil, Data: data}
 		if err != nil {
@@ -60,15 +64,15 @@ func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m 
 	return nil
 }
 
+// callError logs a failed call with its detail and returns the error its
+// client sees, which has none.
 func (r *Router) callError(rt *route, in callInput, err error) *bayeux.Error {
+	rt.b.logFailure(r.ctx, r.log, "remote call failed", err, "channel", in.channel)
 	var he *httpError
 	if errors.As(err, &he) {
-		r.log.Debug("remote call failed", "channel", in.channel, "backend", rt.Backend, "status", he.status)
 		return &bayeux.Error{Code: he.status, Args: "http", Message: oneLine(he.message)}
 	}
-	be := ErrorFromStatus(err)
-	r.log.Debug("remote call failed", "channel", in.channel, "backend", rt.Backend, "err", be.Error())
-	return be
+	return ErrorFromStatus(err)
 }
 
 // caller identifies session s to a backend; nil for the server itself.
@@ -149,13 +153,20 @@ func (r *Router) callOnce(ctx context.Context, rt *route, in callInput) ([]byte,
 }
 
 // httpError is a failed HTTP backend call: a status >= 400, or 0 when the
-// request itself failed.
+// request itself failed. message is for the client; detail, for the log,
+// may name addresses.
 type httpError struct {
 	status  int
 	message string
+	detail  string
 }
 
-func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.message) }
+func (e *httpError) Error() string {
+	if e.detail != "" {
+		return fmt.Sprintf("HTTP %d: %s: %s", e.status, e.message, e.detail)
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.status, e.message)
+}
 
 // callHTTP POSTs the message data to a legacy HTTP service and returns its
 // JSON response.
@@ -166,7 +177,7 @@ func (r *Router) callHTTP(ctx context.Context, rt *route, in callInput) ([]byte,
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.b.spec.URL, bytes.NewReader(body))
 	if err != nil {
-		return nil, &httpError{message: err.Error()}
+		return nil, &httpError{message: "bad request", detail: err.Error()}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -181,14 +192,14 @@ func (r *Router) callHTTP(ctx context.Context, rt *route, in callInput) ([]byte,
 	resp, err := rt.b.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, &httpError{status: 504, message: "deadline exceeded"}
+			return nil, &httpError{status: 504, message: "deadline exceeded", detail: err.Error()}
 		}
-		return nil, &httpError{status: 502, message: err.Error()}
+		return nil, &httpError{status: 502, message: "backend unavailable", detail: err.Error()}
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, int64(rt.b.spec.MaxMessageBytes)+1))
 	if err != nil {
-		return nil, &httpError{status: 502, message: err.Error()}
+		return nil, &httpError{status: 502, message: "backend error", detail: err.Error()}
 	}
 	if len(out) > rt.b.spec.MaxMessageBytes {
 		return nil, &httpError{status: 502, message: "response too large"}

@@ -17,7 +17,10 @@ type Config struct {
 	// MaxCallsPerSession bounds the remote calls one session may have in
 	// flight; more fail at once with 429. Default 32.
 	MaxCallsPerSession int
-	Logger             *slog.Logger
+	// Reserved lists channels the gateway serves itself (the demo's); a
+	// call route matching one is an error.
+	Reserved []string
+	Logger   *slog.Logger
 }
 
 // Spec describes one backend.
@@ -33,11 +36,43 @@ type Spec struct {
 	RetryAttempts   int
 	RetryBackoff    time.Duration
 	RetryMaxBackoff time.Duration
-	MaxMessageBytes int
-	Metadata        map[string]string
-	Headers         []string
-	Cookies         []string
-	Descriptors     string // descriptor-set file; empty: server reflection
+	// ReconnectBaseDelay and ReconnectMaxDelay are the connection backoff
+	// after a failed attempt (growing 1.6x per failure, with jitter);
+	// ReconnectMaxDelay also caps the pause before a broken stream is
+	// reopened. ConnectTimeout bounds one connection attempt. Defaults
+	// 100ms, 1s and 5s.
+	ReconnectBaseDelay time.Duration
+	ReconnectMaxDelay  time.Duration
+	ConnectTimeout     time.Duration
+	MaxMessageBytes    int
+	Metadata           map[string]string
+	Headers            []string
+	Cookies            []string
+	Descriptors        string // descriptor-set file; empty: server reflection
+	// Required makes the node unready (Router.Unreachable) while this
+	// gRPC backend's connection is not ready; it is then connected at
+	// Start rather than on first use, and kept connected while idle.
+	Required bool
+}
+
+// Defaults of a Spec's reconnection settings.
+const (
+	defaultReconnectBaseDelay = 100 * time.Millisecond
+	defaultReconnectMaxDelay  = time.Second
+	defaultConnectTimeout     = 5 * time.Second
+)
+
+// setDefaults fills the zero reconnection settings.
+func (s *Spec) setDefaults() {
+	if s.ReconnectBaseDelay <= 0 {
+		s.ReconnectBaseDelay = defaultReconnectBaseDelay
+	}
+	if s.ReconnectMaxDelay <= 0 {
+		s.ReconnectMaxDelay = max(defaultReconnectMaxDelay, s.ReconnectBaseDelay)
+	}
+	if s.ConnectTimeout <= 0 {
+		s.ConnectTimeout = defaultConnectTimeout
+	}
 }
 
 // Route types.

@@ -24,14 +24,18 @@ func (r *Router) publishHook(ctx context.Context, rt *route, s *engine.Session, 
 		Channel: m.Channel, Caller: caller(s), Data: m.Data, Ext: m.Ext,
 	})
 	if err != nil {
-		return ErrorFromStatus(deadlineError(ctx, err, d))
+		err = deadlineError(ctx, err, d)
+		rt.b.logFailure(ctx, r.log, "publish hook failed", err, "channel", m.Channel)
+		return ErrorFromStatus(err)
 	}
 	if reason := resp.GetRejectReason(); reason != "" {
 		return &bayeux.Error{Code: 403, Args: argSafe(reason), Message: "publish_denied"}
 	}
 	if d := resp.GetData(); len(d) > 0 {
 		if err := bayeux.ValidJSON(d); err != nil {
-			return ErrorFromStatus(status.Errorf(codes.Internal, "backend rewrote data to invalid JSON: %v", err))
+			err := status.Errorf(codes.Internal, "backend rewrote data to invalid JSON: %v", err)
+			rt.b.logFailure(ctx, r.log, "publish hook failed", err, "channel", m.Channel)
+			return ErrorFromStatus(err)
 		}
 		m.Data = d
 	}
@@ -57,19 +61,31 @@ type perms struct {
 // CanHandshake sends the handshake to the auth backend, if configured; an
 // accepted client gets the returned user id and permissions.
 func (r *Router) CanHandshake(ctx context.Context, s *engine.Session, m *bayeux.Message) error {
-	if r.auth == nil {
+	g := r.cur.Load()
+	auth := g.auth
+	if auth == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.AuthTimeout)
+	if !auth.acquire() {
+		// Replaced by a reload meanwhile: the new generation's.
+		if g = r.cur.Load(); g.auth == nil {
+			return nil
+		}
+		if auth = g.auth; !auth.acquire() {
+			return &bayeux.Error{Code: 503, Message: "handshake_failed", Reconnect: bayeux.ReconnectHandshake}
+		}
+	}
+	defer auth.release()
+	ctx, cancel := context.WithTimeout(ctx, g.authWait)
 	defer cancel()
 	c := engine.ClientFrom(ctx)
 	req := &backendv1.HandshakeRequest{ClientId: s.ID(), Ext: m.Ext}
 	if c != nil {
 		req.Transport, req.RemoteAddr = c.Transport, c.RemoteAddr
 	}
-	md := r.auth.metadata(nil, bayeux.MetaHandshake, c)
-	resp, err := r.auth.contract.Handshake(metadata.NewOutgoingContext(ctx, md), req)
-	err = deadlineError(ctx, err, r.cfg.AuthTimeout)
+	md := auth.metadata(nil, bayeux.MetaHandshake, c)
+	resp, err := auth.contract.Handshake(metadata.NewOutgoingContext(ctx, md), req)
+	err = deadlineError(ctx, err, g.authWait)
 	if err != nil {
 		st := status.Convert(err)
 		switch st.Code() {
@@ -77,7 +93,7 @@ func (r *Router) CanHandshake(ctx context.Context, s *engine.Session, m *bayeux.
 			r.log.Debug("handshake denied by backend", "reason", st.Message())
 			return &bayeux.Error{Code: 403, Args: argSafe(st.Message()), Message: "handshake_denied", Reconnect: bayeux.ReconnectNone}
 		}
-		r.log.Warn("auth backend failed; handshake refused for now", "err", err)
+		auth.logFailure(ctx, r.log, "auth backend failed; handshake refused for now", err)
 		be := ErrorFromStatus(err)
 		return &bayeux.Error{Code: be.Code, Args: be.Args, Message: "handshake_failed", Reconnect: bayeux.ReconnectHandshake}
 	}

@@ -45,6 +45,16 @@ func (t table) insert(r *route) (table, error) {
 	return t, nil
 }
 
+// byPattern returns the route on exactly pattern, or nil.
+func (t table) byPattern(pattern string) *route {
+	for _, r := range t {
+		if r.pattern == pattern {
+			return r
+		}
+	}
+	return nil
+}
+
 // match returns the most specific route whose pattern matches channel
 // name, or nil.
 func (t table) match(name string) *route {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -33,17 +34,96 @@ var httpCodes = map[codes.Code]int{
 	codes.Unauthenticated:    401,
 }
 
-// ErrorFromStatus turns a gRPC error into the Bayeux error a client sees:
-// "<http-like code>:<gRPC code name>:<status message>", e.g.
-// "503:Unavailable:connection refused". It is the only such mapping in the
-// gateway.
-func ErrorFromStatus(err error) *bayeux.Error {
+// publicMessages replaces the status message of the codes whose text is
+// written by gRPC itself or by a backend's internals rather than by its
+// application: dial errors with addresses ("connection error: desc =
+// transport: Error while dialing: dial tcp 10.0.0.5:9090: connect:
+// connection refused"), a Go error returned as is (Unknown), decoding
+// failures. Clients get the short text; the detail goes to the log. Other
+// codes (NotFound, InvalidArgument, PermissionDenied...) carry the
+// backend's message to its client, as the contract promises.
+var publicMessages = map[codes.Code]string{
+	codes.Canceled:         "canceled",
+	codes.Unknown:          "backend error",
+	codes.DeadlineExceeded: "deadline exceeded",
+	codes.Unimplemented:    "not implemented",
+	codes.Internal:         "backend error",
+	codes.Unavailable:      "backend unavailable",
+	codes.DataLoss:         "backend error",
+}
+
+// publicStatus is a status the gateway wrote for clients, whose message is
+// therefore shown as is ("no reply within 5s").
+type publicStatus struct{ st *status.Status }
+
+func (e *publicStatus) Error() string              { return e.st.Err().Error() }
+func (e *publicStatus) GRPCStatus() *status.Status { return e.st }
+
+// errShuttingDown answers calls made while the gateway shuts down.
+var errShuttingDown = &publicStatus{status.New(codes.Unavailable, "gateway shutting down")}
+
+// clientStatus returns the code of err and the message its client may see.
+func clientStatus(err error) (codes.Code, string) {
 	st := status.Convert(err)
-	code, ok := httpCodes[st.Code()]
+	var ps *publicStatus
+	if errors.As(err, &ps) {
+		return st.Code(), oneLine(st.Message())
+	}
+	if m, ok := publicMessages[st.Code()]; ok {
+		return st.Code(), m
+	}
+	return st.Code(), oneLine(st.Message())
+}
+
+// ErrorFromStatus turns a gRPC error into the Bayeux error a client sees:
+// "<http-like code>:<gRPC code name>:<message>", e.g.
+// "404:NotFound:no such room" or "503:Unavailable:backend unavailable". The
+// message is the backend's, except for codes whose text may reveal
+// internal detail (see publicMessages), which get a fixed one. It is the
+// only such mapping in the gateway.
+func ErrorFromStatus(err error) *bayeux.Error {
+	c, msg := clientStatus(err)
+	code, ok := httpCodes[c]
 	if !ok {
 		code = 500
 	}
-	return &bayeux.Error{Code: code, Args: st.Code().String(), Message: oneLine(st.Message())}
+	return &bayeux.Error{Code: code, Args: c.String(), Message: msg}
+}
+
+// serverFault reports failures that say something is wrong with a backend
+// or the way to it, rather than with the request: worth a warning.
+func serverFault(err error) bool {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status == 0 || he.status >= 500
+	}
+	switch status.Code(err) {
+	case codes.Unknown, codes.DeadlineExceeded, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss:
+		return true
+	}
+	return false
+}
+
+// failureWarnEvery spaces the warnings about one backend's failures; the
+// failures in between are logged at debug level.
+const failureWarnEvery = 10 * time.Second
+
+// logFailure logs a failed request to b with its whole detail (which its
+// client does not see): as a warning for a server fault if b has not
+// warned within failureWarnEvery, with the number of faults since the
+// previous warning; otherwise at debug level.
+func (b *backendConn) logFailure(ctx context.Context, log *slog.Logger, msg string, err error, args ...any) {
+	args = append(args, "backend", b.name, "err", err)
+	if serverFault(err) {
+		now := time.Now().UnixNano()
+		last := b.lastWarn.Load()
+		if now-last >= int64(failureWarnEvery) && b.lastWarn.CompareAndSwap(last, now) {
+			log.WarnContext(ctx, msg, append(args, "faultsSinceLastWarning", b.faults.Swap(0))...)
+			return
+		}
+		b.faults.Add(1)
+	}
+	log.DebugContext(ctx, msg, args...)
 }
 
 // deadlineError gives a call that ran out of time one stable error naming
@@ -60,7 +140,7 @@ func deadlineError(ctx context.Context, err error, d time.Duration) error {
 	}
 	switch status.Code(err) {
 	case codes.DeadlineExceeded, codes.Canceled:
-		return status.Errorf(codes.DeadlineExceeded, "no reply within %v", d)
+		return &publicStatus{status.Newf(codes.DeadlineExceeded, "no reply within %v", d)}
 	}
 	return err
 }
@@ -73,8 +153,8 @@ func failureData(err error) json.RawMessage {
 		b, _ := json.Marshal(map[string]any{"status": he.status, "message": he.message})
 		return b
 	}
-	st := status.Convert(err)
-	b, _ := json.Marshal(map[string]any{"code": st.Code().String(), "grpcCode": int(st.Code()), "message": st.Message()})
+	code, msg := clientStatus(err)
+	b, _ := json.Marshal(map[string]any{"code": code.String(), "grpcCode": int(code), "message": msg})
 	return b
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -17,10 +18,18 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Backoff bounds for reopening broken streams.
+// Pauses before a broken stream is reopened: from streamBackoffMin,
+// doubling up to the backend's ReconnectMaxDelay while it keeps breaking
+// before it was healthy (delivered a message, or stayed open
+// streamHealthyAfter, since streams may be silent for long), and
+// streamPermanentPause after an error that a quick retry cannot fix. A
+// stream opened while the backend is unreachable waits for the connection
+// (gRPC's wait-for-ready), so that it reopens as soon as the backend is
+// back, within the connection backoff.
 const (
-	streamBackoffMin = 100 * time.Millisecond
-	streamBackoffMax = 10 * time.Second
+	streamBackoffMin     = 100 * time.Millisecond
+	streamPermanentPause = 10 * time.Second
+	streamHealthyAfter   = 10 * time.Second
 )
 
 // streamKey names one upstream stream: per subscribed channel for contract
@@ -47,16 +56,22 @@ func keyFor(rt *route, channel string) streamKey {
 
 // Subscribed opens the stream feeding channel on its first subscriber.
 func (r *Router) Subscribed(_ *engine.Session, channel string, _ int) {
-	rt := r.streams.matchSubscription(channel)
-	if rt == nil {
+	if len(r.cur.Load().streams) == 0 {
+		return // the common case, without the lock
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subscribedLocked(channel, 1)
+}
+
+// subscribedLocked counts n subscriptions to channel on the stream route
+// now in force that matches it, if any, opening its stream on the first.
+func (r *Router) subscribedLocked(channel string, n int) {
+	rt := r.cur.Load().streams.matchSubscription(channel)
+	if rt == nil || r.ctx.Err() != nil {
 		return
 	}
 	key := keyFor(rt, channel)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ctx.Err() != nil {
-		return
-	}
 	st := r.open[key]
 	if st == nil {
 		ctx, cancel := context.WithCancel(r.ctx)
@@ -66,19 +81,22 @@ func (r *Router) Subscribed(_ *engine.Session, channel string, _ int) {
 		go r.runStream(ctx, st)
 		r.log.Debug("backend stream opened", "channel", channel, "route", rt.pattern, "backend", rt.Backend)
 	}
-	st.refs++
-	st.channels[channel]++
+	st.refs += n
+	st.channels[channel] += n
 }
 
 // Unsubscribed cancels the stream after its last subscriber leaves.
 func (r *Router) Unsubscribed(_ *engine.Session, channel string, _ int) {
-	rt := r.streams.matchSubscription(channel)
+	if len(r.cur.Load().streams) == 0 {
+		return // no stream route, hence no stream open (Reload closed them)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt := r.cur.Load().streams.matchSubscription(channel)
 	if rt == nil {
 		return
 	}
 	key := keyFor(rt, channel)
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	st := r.open[key]
 	if st == nil {
 		return
@@ -102,33 +120,42 @@ func (r *Router) OpenStreams() int {
 }
 
 // runStream keeps one upstream stream open until ctx ends, reopening it
-// with exponential backoff and jitter when it breaks.
+// with exponential backoff and jitter when it breaks. The first break
+// after a healthy stream is logged as a warning, further ones at debug
+// level.
 func (r *Router) runStream(ctx context.Context, st *activeStream) {
 	defer r.wg.Done()
-	var last uint64
+	var pos position
 	reopened := false
-	backoff := streamBackoffMin
+	maxBackoff := st.key.rt.b.spec.ReconnectMaxDelay
+	backoff := min(streamBackoffMin, maxBackoff)
+	fails := 0
 	for {
-		got, err := r.pump(ctx, st, &last, reopened)
+		healthy, err := r.pump(ctx, st, &pos, reopened)
 		if ctx.Err() != nil {
 			return
 		}
-		if got {
-			backoff = streamBackoffMin
+		if healthy {
+			backoff, fails = min(streamBackoffMin, maxBackoff), 0
 		}
+		pause := backoff/2 + rand.N(backoff/2+1)
 		if permanent(err) {
 			// Retrying soon cannot help; keep trying slowly in case the
 			// backend is fixed or redeployed.
-			backoff = streamBackoffMax
+			pause = streamPermanentPause
 		}
-		r.log.Warn("backend stream broke; reopening", "route", st.key.rt.pattern, "channel", st.key.channel, "backend", st.key.rt.Backend, "err", err, "in", backoff)
-		pause := backoff/2 + rand.N(backoff/2+1)
+		fails++
+		level := slog.LevelDebug
+		if fails == 1 {
+			level = slog.LevelWarn
+		}
+		r.log.Log(ctx, level, "backend stream broke; reopening", "route", st.key.rt.pattern, "channel", st.key.channel, "backend", st.key.rt.Backend, "err", err, "in", pause, "failures", fails)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
-		backoff = min(2*backoff, streamBackoffMax)
+		backoff = min(2*backoff, maxBackoff)
 		reopened = true
 	}
 }
@@ -142,17 +169,33 @@ func permanent(err error) bool {
 	return false
 }
 
-// receiver yields the upstream messages of one stream as (data, ext,
-// channel, client, user, offset).
+// upstream is one message received on a backend stream.
 type upstream struct {
 	data, ext             []byte
 	channel, client, user string
 	offset                uint64
+	epoch                 string
 }
 
-// pump opens the stream once and relays its messages until it ends. It
-// reports whether any message arrived.
-func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reopened bool) (bool, error) {
+// position is where a stream stands: the offset and epoch of the last
+// message received that had an offset.
+type position struct {
+	offset uint64
+	epoch  string
+}
+
+// followedBy reports whether u continues the stream exactly after p: the
+// next offset of the same epoch. Anything else, a restarted backend (a new
+// epoch) included, may have lost messages.
+func (p position) followedBy(u *upstream) bool {
+	return p.offset != 0 && u.offset == p.offset+1 && u.epoch == p.epoch
+}
+
+// pump opens the stream once and relays its messages until it ends,
+// advancing pos. A reopened stream whose first message does not follow pos
+// exactly is preceded by a gap notice. It reports whether the stream was
+// healthy: it delivered a message or stayed open streamHealthyAfter.
+func (r *Router) pump(ctx context.Context, st *activeStream, pos *position, reopened bool) (bool, error) {
 	rt := st.key.rt
 	md := rt.b.metadata(nil, st.key.channel, nil)
 	ctx = metadata.NewOutgoingContext(ctx, md)
@@ -162,7 +205,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 		if err != nil {
 			return false, err
 		}
-		cs, err := rt.b.grpc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, rt.method.fullName)
+		cs, err := rt.b.grpc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, rt.method.fullName, grpc.WaitForReady(true))
 		if err != nil {
 			return false, err
 		}
@@ -193,7 +236,7 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 			return &upstream{data: data, channel: ch}, nil
 		}
 	} else {
-		cs, err := rt.b.contract.Subscribe(ctx, &backendv1.SubscribeRequest{Channel: st.key.channel, ResumeAfter: *last})
+		cs, err := rt.b.contract.Subscribe(ctx, &backendv1.SubscribeRequest{Channel: st.key.channel, ResumeAfter: pos.offset, ResumeEpoch: pos.epoch}, grpc.WaitForReady(true))
 		if err != nil {
 			return false, err
 		}
@@ -202,9 +245,10 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 			if err != nil {
 				return nil, err
 			}
-			return &upstream{data: m.GetData(), ext: m.GetExt(), channel: m.GetChannel(), client: m.GetClientId(), user: m.GetUserId(), offset: m.GetOffset()}, nil
+			return &upstream{data: m.GetData(), ext: m.GetExt(), channel: m.GetChannel(), client: m.GetClientId(), user: m.GetUserId(), offset: m.GetOffset(), epoch: m.GetEpoch()}, nil
 		}
 	}
+	opened := time.Now()
 	got := false
 	for {
 		u, err := recv()
@@ -212,17 +256,17 @@ func (r *Router) pump(ctx context.Context, st *activeStream, last *uint64, reope
 			if isEOF(err) {
 				err = errStreamEnded
 			}
-			return got, err
+			return got || time.Since(opened) >= streamHealthyAfter, err
 		}
 		if u.channel == "" && u.data == nil {
 			continue // dropped (already logged)
 		}
-		if reopened && !got && !(*last != 0 && u.offset == *last+1) {
+		if reopened && !got && !pos.followedBy(u) {
 			r.gap(st)
 		}
 		got = true
 		if u.offset != 0 {
-			*last = u.offset
+			*pos = position{offset: u.offset, epoch: u.epoch}
 		}
 		r.relay(st, u)
 	}

@@ -88,8 +88,9 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(e *Engine) { e.l
 
 // WithPolicy adds a security policy. Policies compose: each operation
 // must be allowed by every policy added, asked in the order added, and the
-// first denial is the one sent (see Policies). Without any, DefaultPolicy
-// applies; a policy that keeps its rules (no meta channels) embeds it.
+// first denial is the one sent (see Policies). DefaultPolicy is always
+// asked first: its rule (nobody creates, subscribes or publishes to meta
+// channels) is part of the protocol, not a choice a policy can undo.
 // A nil p is ignored.
 func WithPolicy(p Policy) Option {
 	return optionFunc(func(e *Engine) {
@@ -135,7 +136,7 @@ type Engine struct {
 	subs        []SubscriptionListener
 	senders     []Sender // the extensions that are also Senders
 
-	gate      sync.RWMutex // fan-outs hold it shared; Close takes it to set closing
+	fanouts   atomic.Int64 // fan-outs in progress (see Fanout)
 	closing   atomic.Bool
 	done      chan struct{}
 	startOnce sync.Once
@@ -171,13 +172,9 @@ func New(cfg Config, opts ...Option) *Engine {
 	for _, o := range opts {
 		o.apply(e)
 	}
-	switch len(e.policies) {
-	case 0:
-		e.policy = DefaultPolicy{}
-	case 1:
-		e.policy = e.policies[0]
-	default:
-		e.policy = Policies(e.policies)
+	e.policy = DefaultPolicy{}
+	if len(e.policies) > 0 {
+		e.policy = append(Policies{DefaultPolicy{}}, e.policies...)
 	}
 	return e
 }
@@ -203,10 +200,11 @@ func (e *Engine) Start(ctx context.Context) error {
 // Close is idempotent.
 func (e *Engine) Close(ctx context.Context) error {
 	e.stopOnce.Do(func() {
-		// Fan-outs under way finish first; later ones are refused.
-		e.gate.Lock()
+		// Later fan-outs are refused; those under way finish first.
 		e.closing.Store(true)
-		e.gate.Unlock()
+		for e.fanouts.Load() > 0 && ctx.Err() == nil {
+			time.Sleep(50 * time.Microsecond)
+		}
 		close(e.done)
 		for _, s := range e.Sessions() {
 			s.shutdown()

@@ -82,3 +82,24 @@ func TestPoliciesCompose(t *testing.T) {
 		})
 	}
 }
+
+// A policy that allows everything cannot open meta channels: the
+// protocol's rule (DefaultPolicy) is always asked first.
+func TestPolicyCannotAllowMetaChannels(t *testing.T) {
+	var asked []string
+	e := newEngine(t, engine.Config{}, engine.WithPolicy(recordingPolicy{name: "open", asked: &asked}))
+	c := lpClient("A")
+	r, b := send(t, e, c, `[{"channel":"/meta/handshake","version":"1.0"}]`)
+	b.End()
+	id := r[0].ClientID
+	for _, msg := range []string{
+		`[{"channel":"/meta/subscribe","clientId":"` + id + `","subscription":"/meta/custom"}]`,
+		`[{"channel":"/meta/custom","clientId":"` + id + `","data":1}]`,
+	} {
+		r, b := send(t, e, c, msg)
+		b.End()
+		if r[0].Successful || !strings.HasPrefix(r[0].Error, "403:") {
+			t.Errorf("%s: %+v; want a 403 denial", msg, r[0])
+		}
+	}
+}

@@ -26,7 +26,9 @@ type publishHandler struct {
 
 // HandlePublish registers fn for publishes on channels matching pattern
 // ("/service/echo", "/chat/*", "/service/**"). Handlers of all matching
-// patterns run, in registration order.
+// patterns run, in registration order. A client's publish to a /service/
+// channel that no handler's pattern matches is answered at once with
+// 404::service_unknown, since nothing would ever answer it.
 func (e *Engine) HandlePublish(pattern string, fn PublishHandler) error {
 	name, _, ok := bayeux.ParseChannel(pattern)
 	if !ok {
@@ -98,6 +100,10 @@ func (e *Engine) publish(ctx context.Context, x *Exchange) {
 		r.Fail(e.denial(err, bayeux.ErrPublishDenied, "publish"))
 		return
 	}
+	if kind == bayeux.KindService && !e.handled(name) {
+		r.Fail(errServiceUnknown)
+		return
+	}
 	if err := e.runHandlers(ctx, s, name, m); err != nil {
 		r.Fail(err)
 		return
@@ -108,6 +114,22 @@ func (e *Engine) publish(ctx context.Context, x *Exchange) {
 	if _, err := e.broadcast(s, name, m.Data, m.Ext); err != nil {
 		r.Fail(errShuttingDown) // not acknowledged: the client may publish again elsewhere
 	}
+}
+
+// errServiceUnknown answers a publish to a /service/ channel that no
+// publish handler serves: a remote call that nothing would answer.
+var errServiceUnknown = &bayeux.Error{Code: 404, Message: "service_unknown"}
+
+// handled reports whether a publish handler's pattern matches channel name.
+func (e *Engine) handled(name string) bool {
+	e.listenersMu.RLock()
+	defer e.listenersMu.RUnlock()
+	for _, h := range e.publishers {
+		if bayeux.Match(h.pattern, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) runHandlers(ctx context.Context, s *Session, name string, m *bayeux.Message) *bayeux.Error {
@@ -204,8 +226,12 @@ func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage
 // with ErrClosing: a message is either queued for every subscriber before
 // their sessions end (and goes out with their final replies) or refused.
 func (e *Engine) Fanout(name string, b []byte, from *Session) (int, error) {
-	e.gate.RLock()
-	defer e.gate.RUnlock()
+	// Counted in flight before closing is checked, and Close sets closing
+	// before it waits for the count to reach zero: a fan-out either sees
+	// closing or is waited for. (A counter, not a lock: a fan-out may
+	// publish again from a listener, e.g. of a session it ends as slow.)
+	e.fanouts.Add(1)
+	defer e.fanouts.Add(-1)
 	if e.closing.Load() {
 		return 0, ErrClosing
 	}

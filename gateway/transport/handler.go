@@ -25,7 +25,9 @@ type Handler struct {
 	poller   *poller            // nil: a reader goroutine per connection
 	conns    connSet            // open websocket connections, for shutdown
 	flushers flushers           // goroutines that write queued messages
-	bufs     sync.Pool
+	// handshakes closes connections that do not handshake in time.
+	handshakes handshakeClock
+	bufs       sync.Pool
 	// workers read and process frames (readable, readLoop).
 	workers *workers.Pool
 	// answered records how long after a message was queued a held long
@@ -40,13 +42,14 @@ var _ http.Handler = (*Handler)(nil)
 func NewHandler(e *engine.Engine, cfg Config) *Handler {
 	cfg.setDefaults()
 	h := &Handler{
-		e:        e,
-		cfg:      cfg,
-		browsers: browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]map[string]int)},
-		conns:    connSet{m: make(map[*wsConn]struct{})},
-		bufs:     sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
-		flushers: flushers{delay: cfg.WebSocket.FlushDelay},
-		workers:  workers.New(nil),
+		e:          e,
+		cfg:        cfg,
+		browsers:   browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]map[string]int)},
+		conns:      connSet{m: make(map[*wsConn]struct{})},
+		bufs:       sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
+		flushers:   flushers{delay: cfg.WebSocket.FlushDelay},
+		handshakes: handshakeClock{timeout: cfg.WebSocket.HandshakeTimeout},
+		workers:    workers.New(nil),
 	}
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:    cfg.WebSocket.ReadBufferSize,

@@ -15,10 +15,11 @@ import (
 // the poller can tell whether a frame is still buffered after a read.
 type readerHijacker struct {
 	http.ResponseWriter
-	size int
-	conn net.Conn
-	up   *upgradeConn
-	br   *bufio.Reader
+	size    int
+	deflate bool // permessage-deflate may be negotiated: watch the response
+	conn    net.Conn
+	up      *upgradeConn // nil unless deflate
+	br      *bufio.Reader
 }
 
 // Hijack takes over the connection, with a reader of h.size bytes if set.
@@ -28,13 +29,19 @@ func (h *readerHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return conn, brw, err
 	}
 	h.conn = conn
-	h.up = &upgradeConn{Conn: conn}
 	if h.size > 0 && brw.Reader.Buffered() == 0 { // else the library refuses early data itself
 		h.br = bufio.NewReaderSize(conn, h.size)
 		brw = bufio.NewReadWriter(h.br, brw.Writer)
 	}
+	if !h.deflate {
+		return conn, brw, nil
+	}
+	h.up = &upgradeConn{Conn: conn}
 	return h.up, brw, nil
 }
+
+// negotiatedDeflate reports whether the upgrade accepted permessage-deflate.
+func (h *readerHijacker) negotiatedDeflate() bool { return h.up != nil && h.up.deflate }
 
 // upgradeConn notes whether the upgrade response, the first thing the
 // websocket library writes, accepted permessage-deflate: the library

@@ -33,7 +33,7 @@ type wsConn struct {
 
 	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side and the fields below
 	holdTimer atomic.Pointer[time.Timer] // timer of the held connect
-	hsTimer   atomic.Pointer[time.Timer] // closes the connection if no session is bound in time
+	everBound atomic.Bool                // a session was bound once (the handshake clock stops)
 	pingTimer *time.Timer                // nil when polled
 
 	// Publish replies held for the answer that follows them (see
@@ -73,7 +73,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.badRequest(w, r, "websocket subprotocol "+p+" required", nil)
 		return
 	}
-	hj := &readerHijacker{ResponseWriter: w}
+	hj := &readerHijacker{ResponseWriter: w, deflate: h.cfg.WebSocket.Compression}
 	up := &h.upgrader
 	if h.poller != nil {
 		hj.size, up = max(h.cfg.WebSocket.ReadBufferSize, 264), &h.polled
@@ -93,7 +93,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
-	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.up.deflate}
+	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.negotiatedDeflate()}
 	sock := hj.conn
 	if u, ok := sock.(interface{ NetConn() net.Conn }); ok {
 		sock = u.NetConn() // a listener's wrapper (per-address limit)
@@ -131,7 +131,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	// Until it handshakes, a connection is on a clock.
 	polled := c.pollable(hj.br)
-	c.hsTimer.Store(time.AfterFunc(h.cfg.WebSocket.HandshakeTimeout, c.handshakeExpired))
+	h.handshakes.watch(c)
 	if polled {
 		h.conns.add(c)
 		if err := h.poller.add(c); err != nil {
@@ -321,9 +321,7 @@ func (c *wsConn) process(msgs []bayeux.Message) bool {
 	b := c.h.e.Process(context.Background(), &c.client, msgs)
 	if c.client.Bound != before {
 		c.bound.Store(c.client.Bound)
-		if t := c.hsTimer.Swap(nil); t != nil {
-			t.Stop()
-		}
+		c.everBound.Store(true)
 	}
 	var held *engine.Exchange
 	for _, x := range b.Exchanges {
@@ -570,17 +568,6 @@ func (c *wsConn) closeWith(code int, reason string) {
 	c.closeLocked(code, reason)
 }
 
-// handshakeExpired closes a connection that has no session yet.
-func (c *wsConn) handshakeExpired() {
-	c.hsTimer.Store(nil)
-	if c.bound.Load() != nil || c.closed.Load() {
-		return
-	}
-	c.h.stats.handshakeTimeouts.Add(1)
-	c.h.cfg.Logger.Debug("websocket closed: no handshake in time", "remote", c.client.RemoteAddr, "handshakeTimeout", c.h.cfg.WebSocket.HandshakeTimeout)
-	c.closeWith(websocket.ClosePolicyViolation, "no handshake")
-}
-
 // Superseded is called when session s, bound to this connection, is
 // resumed on another one: this connection stops serving it and closes,
 // so that it never believes it still owns the session. Its client, if
@@ -602,9 +589,6 @@ func (c *wsConn) finish() {
 		c.pingTimer.Stop()
 	}
 	if t := c.holdTimer.Load(); t != nil {
-		t.Stop()
-	}
-	if t := c.hsTimer.Swap(nil); t != nil {
 		t.Stop()
 	}
 	if s := c.bound.Load(); s != nil {

@@ -15,12 +15,13 @@ export function launchBrowser() {
 }
 
 /**
- * Opens a page in a fresh context and records its traffic to any URL that
+ * Opens a page in a fresh context (or in `context`, for another tab of the
+ * same browser, sharing its cookies) and records its traffic to any URL that
  * contains `watch` (the gateway's host:port) into `wire` under `tag`.
  * Returns { context, page, net } where net has http[] and ws[] arrays.
  */
-export async function openPage(browser, { tag, watch, wire }) {
-  const context = await browser.newContext();
+export async function openPage(browser, { tag, watch, wire, context: shared }) {
+  const context = shared || await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   const net = { http: [], ws: [], console: [], errors: [] };

@@ -2,6 +2,8 @@
 // a given marker, before forwarding those bytes: the client never sees the
 // message, exactly as if the network had dropped the response carrying it.
 // Used to check that the ack extension re-delivers messages lost in flight.
+// It can also play a network outage: cut every connection and refuse new
+// ones until told otherwise (outage / restore).
 // Works for HTTP and for (uncompressed) websocket traffic, since server frames
 // are not masked.
 
@@ -16,6 +18,20 @@ export class CuttingProxy {
     this.cutOn = null; // Buffer marker
     this.cuts = 0;
     this.connections = 0;
+    this.refusing = false;
+  }
+
+  /** Cuts every open connection and refuses new ones until restore(). */
+  outage() {
+    this.refusing = true;
+    this.wire && this.wire.add(this.tag, 'OUTAGE', `cutting ${this.sockets.size} sockets`);
+    for (const s of this.sockets) s.destroy();
+  }
+
+  /** Ends an outage: new connections are forwarded again. */
+  restore() {
+    this.refusing = false;
+    this.wire && this.wire.add(this.tag, 'RESTORE', '');
   }
 
   /** Arms a one-shot cut: the next server->client chunk containing `marker` kills that connection. */
@@ -25,6 +41,10 @@ export class CuttingProxy {
 
   start() {
     this.server = net.createServer((client) => {
+      if (this.refusing) {
+        client.destroy();
+        return;
+      }
       this.connections++;
       const id = this.connections;
       const upstream = net.connect(this.targetPort, '127.0.0.1');

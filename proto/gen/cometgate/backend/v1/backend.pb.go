@@ -236,7 +236,12 @@ type SubscribeRequest struct {
 	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
 	// On a reopened stream, the offset of the last message received; the
 	// backend resumes after it when it can. 0 on a fresh stream.
-	ResumeAfter   uint64 `protobuf:"varint,2,opt,name=resume_after,json=resumeAfter,proto3" json:"resume_after,omitempty"`
+	ResumeAfter uint64 `protobuf:"varint,2,opt,name=resume_after,json=resumeAfter,proto3" json:"resume_after,omitempty"`
+	// The epoch of that last message (see StreamMessage.epoch), empty if it
+	// had none. A backend whose epoch differs cannot resume from
+	// resume_after, which counts another incarnation's messages: it should
+	// send what it has from its own start instead of skipping it.
+	ResumeEpoch   string `protobuf:"bytes,3,opt,name=resume_epoch,json=resumeEpoch,proto3" json:"resume_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -285,6 +290,13 @@ func (x *SubscribeRequest) GetResumeAfter() uint64 {
 	return 0
 }
 
+func (x *SubscribeRequest) GetResumeEpoch() string {
+	if x != nil {
+		return x.ResumeEpoch
+	}
+	return ""
+}
+
 type StreamMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The message data, JSON.
@@ -302,7 +314,15 @@ type StreamMessage struct {
 	// resumption; 0 if the backend does not support resuming. When a
 	// reopened stream does not continue right after the last offset, clients
 	// are told of the gap (see the README).
-	Offset        uint64 `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset uint64 `protobuf:"varint,6,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Names the numbering that offset belongs to: a backend that restarts
+	// and numbers its messages anew must send a new epoch (for example a
+	// random value chosen when the process starts), so that the gateway can
+	// tell a restarted backend from an exact resume. A reopened stream whose
+	// first message has another epoch than the last one received gets a gap
+	// notice even if its offset follows on. Empty for a backend whose offsets
+	// survive restarts (or that does not resume).
+	Epoch         string `protobuf:"bytes,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +397,13 @@ func (x *StreamMessage) GetOffset() uint64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *StreamMessage) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
 }
 
 type PublishRequest struct {
@@ -667,17 +694,19 @@ const file_cometgate_backend_v1_backend_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x05 \x01(\tR\tmessageId\"\"\n" +
 	"\fCallResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"O\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"r\n" +
 	"\x10SubscribeRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12!\n" +
-	"\fresume_after\x18\x02 \x01(\x04R\vresumeAfter\"\x9d\x01\n" +
+	"\fresume_after\x18\x02 \x01(\x04R\vresumeAfter\x12!\n" +
+	"\fresume_epoch\x18\x03 \x01(\tR\vresumeEpoch\"\xb3\x01\n" +
 	"\rStreamMessage\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x10\n" +
 	"\x03ext\x18\x02 \x01(\fR\x03ext\x12\x18\n" +
 	"\achannel\x18\x03 \x01(\tR\achannel\x12\x1b\n" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12\x17\n" +
 	"\auser_id\x18\x05 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06offset\x18\x06 \x01(\x04R\x06offset\"\x86\x01\n" +
+	"\x06offset\x18\x06 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\a \x01(\tR\x05epoch\"\x86\x01\n" +
 	"\x0ePublishRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x124\n" +
 	"\x06caller\x18\x02 \x01(\v2\x1c.cometgate.backend.v1.CallerR\x06caller\x12\x12\n" +

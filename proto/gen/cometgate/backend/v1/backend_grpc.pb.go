@@ -52,7 +52,7 @@ type BackendClient interface {
 	// Subscribe feeds a broadcast channel. The gateway opens the stream when
 	// the first client on a node subscribes to the channel and cancels it
 	// when the last one leaves. A broken stream is reopened with backoff,
-	// asking to resume after the last offset received.
+	// asking to resume after the last offset (and epoch) received.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamMessage], error)
 	// Publish is consulted before a client's publish to a bound broadcast
 	// channel is delivered: accept (optionally rewriting data) or reject.
@@ -136,7 +136,7 @@ type BackendServer interface {
 	// Subscribe feeds a broadcast channel. The gateway opens the stream when
 	// the first client on a node subscribes to the channel and cancels it
 	// when the last one leaves. A broken stream is reopened with backoff,
-	// asking to resume after the last offset received.
+	// asking to resume after the last offset (and epoch) received.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[StreamMessage]) error
 	// Publish is consulted before a client's publish to a bound broadcast
 	// channel is delivered: accept (optionally rewriting data) or reject.

@@ -32,10 +32,15 @@ type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A broadcast channel, not a pattern, e.g. /chat/demo.
 	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
-	// The message data, any JSON value.
+	// The message data, any JSON value. Over REST, the body's data reaches
+	// subscribers exactly as sent (numbers keep every digit; only
+	// whitespace between tokens is removed). Over gRPC it is a
+	// google.protobuf.Value, whose numbers are doubles: send data_json for
+	// exact numbers.
 	Data *structpb.Value `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	// Alternatively, the data as raw JSON text (exact numbers); exclusive
-	// with data.
+	// Alternatively, the data as raw JSON text, passed on exactly as sent;
+	// exclusive with data. Over REST it is base64, as every bytes field;
+	// plain data is exact there.
 	DataJson []byte `protobuf:"bytes,3,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
 	// Optional ext object delivered with the message.
 	Ext           *structpb.Struct `protobuf:"bytes,4,opt,name=ext,proto3" json:"ext,omitempty"`
@@ -152,8 +157,10 @@ type DeliverRequest struct {
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	UserId   string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// The channel the message arrives on (any valid, non-pattern channel).
-	Channel       string           `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
-	Data          *structpb.Value  `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Channel string `protobuf:"bytes,3,opt,name=channel,proto3" json:"channel,omitempty"`
+	// As PublishRequest.data: exact over REST, doubles over gRPC.
+	Data *structpb.Value `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	// As PublishRequest.data_json: raw JSON text, exclusive with data.
 	DataJson      []byte           `protobuf:"bytes,5,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
 	Ext           *structpb.Struct `protobuf:"bytes,6,opt,name=ext,proto3" json:"ext,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -822,6 +829,98 @@ func (x *GetSessionRequest) GetClientId() string {
 	return ""
 }
 
+type ReloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRequest) Reset() {
+	*x = ReloadRequest{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRequest) ProtoMessage() {}
+
+func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRequest) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{13}
+}
+
+type ReloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What changed while running, one line each, e.g.
+	// "route call /service/x added", "log.level: info -> debug".
+	Applied []string `protobuf:"bytes,1,rep,name=applied,proto3" json:"applied,omitempty"`
+	// Settings (dotted paths, e.g. "listen") whose new values apply only
+	// after a restart.
+	NeedsRestart  []string `protobuf:"bytes,2,rep,name=needs_restart,json=needsRestart,proto3" json:"needs_restart,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadResponse) Reset() {
+	*x = ReloadResponse{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadResponse) ProtoMessage() {}
+
+func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
+func (*ReloadResponse) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReloadResponse) GetApplied() []string {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetNeedsRestart() []string {
+	if x != nil {
+		return x.NeedsRestart
+	}
+	return nil
+}
+
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -830,7 +929,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +941,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +954,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{13}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 type StatsResponse struct {
@@ -882,7 +981,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +993,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1006,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{14}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatsResponse) GetSessions() int64 {
@@ -998,7 +1097,7 @@ type LatencySummary struct {
 
 func (x *LatencySummary) Reset() {
 	*x = LatencySummary{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1109,7 @@ func (x *LatencySummary) String() string {
 func (*LatencySummary) ProtoMessage() {}
 
 func (x *LatencySummary) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1122,7 @@ func (x *LatencySummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatencySummary.ProtoReflect.Descriptor instead.
 func (*LatencySummary) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{15}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LatencySummary) GetCount() int64 {
@@ -1079,7 +1178,7 @@ type LatencyBucket struct {
 
 func (x *LatencyBucket) Reset() {
 	*x = LatencyBucket{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1190,7 @@ func (x *LatencyBucket) String() string {
 func (*LatencyBucket) ProtoMessage() {}
 
 func (x *LatencyBucket) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1203,7 @@ func (x *LatencyBucket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatencyBucket.ProtoReflect.Descriptor instead.
 func (*LatencyBucket) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{16}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LatencyBucket) GetUpperMs() float64 {
@@ -1181,7 +1280,11 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\bsessions\x18\x01 \x03(\v2\x1d.cometgate.gateway.v1.SessionR\bsessions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
 	"\x11GetSessionRequest\x12\x1b\n" +
-	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x0e\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x0f\n" +
+	"\rReloadRequest\"O\n" +
+	"\x0eReloadResponse\x12\x18\n" +
+	"\aapplied\x18\x01 \x03(\tR\aapplied\x12#\n" +
+	"\rneeds_restart\x18\x02 \x03(\tR\fneedsRestart\"\x0e\n" +
 	"\fStatsRequest\"\x8c\x03\n" +
 	"\rStatsResponse\x12\x1a\n" +
 	"\bsessions\x18\x01 \x01(\x03R\bsessions\x12\x1a\n" +
@@ -1206,7 +1309,7 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\abuckets\x18\x06 \x03(\v2#.cometgate.gateway.v1.LatencyBucketR\abuckets\"@\n" +
 	"\rLatencyBucket\x12\x19\n" +
 	"\bupper_ms\x18\x01 \x01(\x01R\aupperMs\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count2\x90\x05\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count2\xe5\x05\n" +
 	"\aGateway\x12V\n" +
 	"\aPublish\x12$.cometgate.gateway.v1.PublishRequest\x1a%.cometgate.gateway.v1.PublishResponse\x12V\n" +
 	"\aDeliver\x12$.cometgate.gateway.v1.DeliverRequest\x1a%.cometgate.gateway.v1.DeliverResponse\x12_\n" +
@@ -1216,7 +1319,8 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\fListSessions\x12).cometgate.gateway.v1.ListSessionsRequest\x1a*.cometgate.gateway.v1.ListSessionsResponse\x12T\n" +
 	"\n" +
 	"GetSession\x12'.cometgate.gateway.v1.GetSessionRequest\x1a\x1d.cometgate.gateway.v1.Session\x12P\n" +
-	"\x05Stats\x12\".cometgate.gateway.v1.StatsRequest\x1a#.cometgate.gateway.v1.StatsResponseBIZGgithub.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1;gatewayv1b\x06proto3"
+	"\x05Stats\x12\".cometgate.gateway.v1.StatsRequest\x1a#.cometgate.gateway.v1.StatsResponse\x12S\n" +
+	"\x06Reload\x12#.cometgate.gateway.v1.ReloadRequest\x1a$.cometgate.gateway.v1.ReloadResponseBIZGgithub.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_cometgate_gateway_v1_gateway_proto_rawDescOnce sync.Once
@@ -1230,7 +1334,7 @@ func file_cometgate_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_cometgate_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_cometgate_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cometgate_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cometgate_gateway_v1_gateway_proto_goTypes = []any{
 	(*PublishRequest)(nil),        // 0: cometgate.gateway.v1.PublishRequest
 	(*PublishResponse)(nil),       // 1: cometgate.gateway.v1.PublishResponse
@@ -1245,40 +1349,44 @@ var file_cometgate_gateway_v1_gateway_proto_goTypes = []any{
 	(*Session)(nil),               // 10: cometgate.gateway.v1.Session
 	(*ListSessionsResponse)(nil),  // 11: cometgate.gateway.v1.ListSessionsResponse
 	(*GetSessionRequest)(nil),     // 12: cometgate.gateway.v1.GetSessionRequest
-	(*StatsRequest)(nil),          // 13: cometgate.gateway.v1.StatsRequest
-	(*StatsResponse)(nil),         // 14: cometgate.gateway.v1.StatsResponse
-	(*LatencySummary)(nil),        // 15: cometgate.gateway.v1.LatencySummary
-	(*LatencyBucket)(nil),         // 16: cometgate.gateway.v1.LatencyBucket
-	(*structpb.Value)(nil),        // 17: google.protobuf.Value
-	(*structpb.Struct)(nil),       // 18: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*ReloadRequest)(nil),         // 13: cometgate.gateway.v1.ReloadRequest
+	(*ReloadResponse)(nil),        // 14: cometgate.gateway.v1.ReloadResponse
+	(*StatsRequest)(nil),          // 15: cometgate.gateway.v1.StatsRequest
+	(*StatsResponse)(nil),         // 16: cometgate.gateway.v1.StatsResponse
+	(*LatencySummary)(nil),        // 17: cometgate.gateway.v1.LatencySummary
+	(*LatencyBucket)(nil),         // 18: cometgate.gateway.v1.LatencyBucket
+	(*structpb.Value)(nil),        // 19: google.protobuf.Value
+	(*structpb.Struct)(nil),       // 20: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_cometgate_gateway_v1_gateway_proto_depIdxs = []int32{
-	17, // 0: cometgate.gateway.v1.PublishRequest.data:type_name -> google.protobuf.Value
-	18, // 1: cometgate.gateway.v1.PublishRequest.ext:type_name -> google.protobuf.Struct
-	17, // 2: cometgate.gateway.v1.DeliverRequest.data:type_name -> google.protobuf.Value
-	18, // 3: cometgate.gateway.v1.DeliverRequest.ext:type_name -> google.protobuf.Struct
+	19, // 0: cometgate.gateway.v1.PublishRequest.data:type_name -> google.protobuf.Value
+	20, // 1: cometgate.gateway.v1.PublishRequest.ext:type_name -> google.protobuf.Struct
+	19, // 2: cometgate.gateway.v1.DeliverRequest.data:type_name -> google.protobuf.Value
+	20, // 3: cometgate.gateway.v1.DeliverRequest.ext:type_name -> google.protobuf.Struct
 	7,  // 4: cometgate.gateway.v1.ListChannelsResponse.channels:type_name -> cometgate.gateway.v1.Channel
-	19, // 5: cometgate.gateway.v1.Session.created:type_name -> google.protobuf.Timestamp
+	21, // 5: cometgate.gateway.v1.Session.created:type_name -> google.protobuf.Timestamp
 	10, // 6: cometgate.gateway.v1.ListSessionsResponse.sessions:type_name -> cometgate.gateway.v1.Session
-	15, // 7: cometgate.gateway.v1.StatsResponse.long_poll_answer:type_name -> cometgate.gateway.v1.LatencySummary
-	16, // 8: cometgate.gateway.v1.LatencySummary.buckets:type_name -> cometgate.gateway.v1.LatencyBucket
+	17, // 7: cometgate.gateway.v1.StatsResponse.long_poll_answer:type_name -> cometgate.gateway.v1.LatencySummary
+	18, // 8: cometgate.gateway.v1.LatencySummary.buckets:type_name -> cometgate.gateway.v1.LatencyBucket
 	0,  // 9: cometgate.gateway.v1.Gateway.Publish:input_type -> cometgate.gateway.v1.PublishRequest
 	2,  // 10: cometgate.gateway.v1.Gateway.Deliver:input_type -> cometgate.gateway.v1.DeliverRequest
 	4,  // 11: cometgate.gateway.v1.Gateway.Disconnect:input_type -> cometgate.gateway.v1.DisconnectRequest
 	6,  // 12: cometgate.gateway.v1.Gateway.ListChannels:input_type -> cometgate.gateway.v1.ListChannelsRequest
 	9,  // 13: cometgate.gateway.v1.Gateway.ListSessions:input_type -> cometgate.gateway.v1.ListSessionsRequest
 	12, // 14: cometgate.gateway.v1.Gateway.GetSession:input_type -> cometgate.gateway.v1.GetSessionRequest
-	13, // 15: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
-	1,  // 16: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
-	3,  // 17: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
-	5,  // 18: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
-	8,  // 19: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
-	11, // 20: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
-	10, // 21: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
-	14, // 22: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
+	15, // 15: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
+	13, // 16: cometgate.gateway.v1.Gateway.Reload:input_type -> cometgate.gateway.v1.ReloadRequest
+	1,  // 17: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
+	3,  // 18: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
+	5,  // 19: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
+	8,  // 20: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
+	11, // 21: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
+	10, // 22: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
+	16, // 23: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
+	14, // 24: cometgate.gateway.v1.Gateway.Reload:output_type -> cometgate.gateway.v1.ReloadResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1295,7 +1403,7 @@ func file_cometgate_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cometgate_gateway_v1_gateway_proto_rawDesc), len(file_cometgate_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	Gateway_ListSessions_FullMethodName = "/cometgate.gateway.v1.Gateway/ListSessions"
 	Gateway_GetSession_FullMethodName   = "/cometgate.gateway.v1.Gateway/GetSession"
 	Gateway_Stats_FullMethodName        = "/cometgate.gateway.v1.Gateway/Stats"
+	Gateway_Reload_FullMethodName       = "/cometgate.gateway.v1.Gateway/Reload"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -62,6 +63,11 @@ type GatewayClient interface {
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*Session, error)
 	// Stats returns the node's counters. REST: GET /v1/stats.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Reload reads the node's configuration file again, as SIGHUP does. An
+	// invalid file is refused with FAILED_PRECONDITION naming every error
+	// (REST: 400), and the running configuration is kept; a node started
+	// without a file answers FAILED_PRECONDITION too. REST: POST /v1/reload.
+	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
 }
 
 type gatewayClient struct {
@@ -142,6 +148,16 @@ func (c *gatewayClient) Stats(ctx context.Context, in *StatsRequest, opts ...grp
 	return out, nil
 }
 
+func (c *gatewayClient) Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadResponse)
+	err := c.cc.Invoke(ctx, Gateway_Reload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -171,6 +187,11 @@ type GatewayServer interface {
 	GetSession(context.Context, *GetSessionRequest) (*Session, error)
 	// Stats returns the node's counters. REST: GET /v1/stats.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Reload reads the node's configuration file again, as SIGHUP does. An
+	// invalid file is refused with FAILED_PRECONDITION naming every error
+	// (REST: 400), and the running configuration is kept; a node started
+	// without a file answers FAILED_PRECONDITION too. REST: POST /v1/reload.
+	Reload(context.Context, *ReloadRequest) (*ReloadResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -201,6 +222,9 @@ func (UnimplementedGatewayServer) GetSession(context.Context, *GetSessionRequest
 }
 func (UnimplementedGatewayServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedGatewayServer) Reload(context.Context, *ReloadRequest) (*ReloadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -349,6 +373,24 @@ func _Gateway_Stats_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_Reload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).Reload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_Reload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).Reload(ctx, req.(*ReloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -383,6 +425,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Gateway_Stats_Handler,
+		},
+		{
+			MethodName: "Reload",
+			Handler:    _Gateway_Reload_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
