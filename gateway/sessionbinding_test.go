@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/cometgate/cometgate/config"
@@ -205,5 +206,46 @@ func TestWebSocketAdoptsSessionBeforeFirstConnect(t *testing.T) {
 	// Connected now: a cookie-less connection is refused.
 	if _, r := takeOver(t, srv, nil, hs.Str("clientId")); r.Successful() {
 		t.Errorf("a cookie-less connection took a connected session: %v", r)
+	}
+}
+
+// The same race seen from HTTP: the client keeps the cookie of the
+// websocket's 101, which arrived after the handshake's, and long-polls with
+// it. Before the session's first connect the request moves the session to
+// that cookie; after it, another cookie is refused.
+func TestLongPollingAdoptsSessionBeforeFirstConnect(t *testing.T) {
+	srv := gatewaytest.NewServer(t, func(c *config.Config) {
+		c.Demo.Enabled = config.Bool(false)
+		longSessions(c)
+	})
+	ctx := gatewaytest.Context(t)
+	lp := srv.Client()
+	hs, _, err := lp.Handshake(ctx, nil)
+	if err != nil || !hs.Successful() {
+		t.Fatalf("handshake: %v, %v", hs, err)
+	}
+	probe, _, err := gatewaytest.DialWebSocket(ctx, srv.WSURL, nil) // sets a second cookie
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	u, _ := url.Parse(srv.URL)
+	lp.HTTP.Jar.SetCookies(u, probe.Cookies) // the 101's cookie arrived last
+	if r, _, err := lp.Connect(ctx, nil); err != nil || !r.Successful() {
+		t.Fatalf("connect with the websocket's cookie before the first connect: %v, %v", r, err)
+	}
+	if r, _, err := lp.Subscribe(ctx, "/bound"); err != nil || !r.Successful() {
+		t.Fatalf("subscribe after: %v, %v", r, err)
+	}
+	// Connected: the handshake's own cookie no longer reaches it.
+	other := gatewaytest.NewClient(srv.URL, nil)
+	other.HTTP.Jar.SetCookies(u, []*http.Cookie{{Name: "BAYEUX_BROWSER", Value: "someone-else"}})
+	m := other.NewMessage("/meta/connect", M{"clientId": hs.Str("clientId"), "connectionType": "long-polling", "advice": M{"timeout": 0}})
+	msgs, _, err := other.Send(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) == 0 || msgs[0].Successful() || msgs[0].Str("error") != "402::session_unknown" {
+		t.Errorf("connect from another browser after the first connect: %v; want 402::session_unknown", msgs)
 	}
 }

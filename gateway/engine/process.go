@@ -115,7 +115,7 @@ func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
 	if s == nil {
 		return nil
 	}
-	if !c.TrustSession && (c.Browser == "" || c.Browser != s.browser) && !c.adopts(s) {
+	if !c.TrustSession && !s.fromBrowser(c) {
 		return nil
 	}
 	if c.Push {
@@ -131,16 +131,6 @@ func (e *Engine) resolve(c *Client, m *bayeux.Message) *Session {
 		return s
 	}
 	return s
-}
-
-// adopts reports whether push connection c, whose upgrade carried no
-// cookie, may take session s although their browsers differ: only before
-// the session's first connect. Clients that handshake over HTTP while they
-// open their websocket (Faye does, as does any client on a first visit)
-// send both requests without a cookie and get two; once the session has
-// connected, its browser binding holds.
-func (c *Client) adopts(s *Session) bool {
-	return c.Push && c.NewBrowser && s.State() == StateHandshaken
 }
 
 func (e *Engine) handle(ctx context.Context, x *Exchange) {

@@ -107,7 +107,6 @@ type Session struct {
 	id      string
 	e       *Engine
 	created time.Time
-	browser string // BAYEUX_BROWSER value it was created under, "" if none
 	remote  string
 
 	mu sync.Mutex // guards every field below
@@ -135,6 +134,8 @@ type Session struct {
 	interval int64
 	// connection type of the last connect
 	transport string
+	// BAYEUX_BROWSER value it belongs to, "" if none (see fromBrowser)
+	browser string
 	user      string
 	attrs     map[string]any
 }
@@ -158,7 +159,39 @@ func newSession(e *Engine, c *Client) *Session {
 func (s *Session) ID() string { return s.id }
 
 // Browser returns the BAYEUX_BROWSER cookie value the session belongs to.
-func (s *Session) Browser() string { return s.browser }
+func (s *Session) Browser() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.browser
+}
+
+// fromBrowser reports whether a request of c may act for the session: it
+// carries the session's BAYEUX_BROWSER cookie, or the session has not made
+// its first connect yet and c's cookie is new. The second case exists
+// because clients that handshake over HTTP while they open their websocket
+// (Faye does, as does any client on a first visit) send both requests
+// without a cookie and get two, and keep whichever arrived last. A
+// connection whose upgrade carried no cookie may then take the session; an
+// HTTP request with the other cookie moves the session to it. Once the
+// session has connected, its browser binding holds; before, its clientId is
+// known only to whoever handshook.
+func (s *Session) fromBrowser(c *Client) bool {
+	if c.Browser == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case c.Browser == s.browser:
+		return true
+	case s.state != StateHandshaken:
+		return false
+	case c.Push:
+		return c.NewBrowser
+	}
+	s.browser = c.Browser
+	return true
+}
 
 // RemoteAddr returns the address of the client that handshook.
 func (s *Session) RemoteAddr() string { return s.remote }
