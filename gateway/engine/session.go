@@ -136,8 +136,8 @@ type Session struct {
 	transport string
 	// BAYEUX_BROWSER value it belongs to, "" if none (see fromBrowser)
 	browser string
-	user      string
-	attrs     map[string]any
+	user    string
+	attrs   map[string]any
 }
 
 func newSession(e *Engine, c *Client) *Session {
