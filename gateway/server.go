@@ -23,6 +23,7 @@ import (
 	"github.com/cometgate/cometgate/gateway/engine"
 	"github.com/cometgate/cometgate/gateway/ext"
 	"github.com/cometgate/cometgate/gateway/internal/connlimit"
+	"github.com/cometgate/cometgate/gateway/metrics"
 	"github.com/cometgate/cometgate/gateway/transport"
 )
 
@@ -58,6 +59,7 @@ type Server struct {
 	api       *http.Server // the control API's own server, if any
 	apiSvc    *api.Service // the control API, if enabled
 	debug     *http.Server // pprof, if configured
+	metrics   *metrics.Metrics
 
 	mu          sync.Mutex // guards listener, apiListener, serveErr
 	listener    net.Listener
@@ -69,12 +71,14 @@ type Server struct {
 // New builds a Server from cfg, which must have been validated (as
 // config.Load does). Nothing is started.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	s := &Server{cfg: cfg, log: slog.Default()}
+	s := &Server{cfg: cfg, log: slog.Default(), metrics: metrics.New()}
 	for _, o := range opts {
 		o.apply(s)
 	}
 	b := cfg.Bayeux
-	router, err := backend.New(backendConfig(cfg, s.log))
+	bc := backendConfig(cfg, s.log)
+	bc.ObserveCall = s.metrics.ObserveCall
+	router, err := backend.New(bc)
 	if err != nil {
 		return nil, err
 	}
@@ -133,13 +137,17 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			RequireHandshakePerConnection: ws.RequireHandshakePerConnection,
 			HandshakeTimeout:              ws.HandshakeTimeout.D(), Poller: *ws.Poller,
 		},
-		KeepHeaders: keptHeaders(cfg),
-		Logger:      s.log,
+		KeepHeaders:   keptHeaders(cfg),
+		Logger:        s.log,
+		AnswerLatency: s.metrics.ObserveAnswer,
 	})
 	s.mux = http.NewServeMux()
 	s.mux.Handle(cfg.Path, s.transport)
 	s.mux.Handle(cfg.Path+"/", s.transport)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	if cfg.Metrics.Public {
+		s.mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	if *cfg.Demo.Enabled {
 		// A call route on a demo channel would answer each call twice.
 		for _, ch := range demo.Channels() {
@@ -162,6 +170,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			router.Close(context.Background())
 			return nil, err
 		}
+	}
+	if err := s.metrics.Register(s.metricSources()); err != nil {
+		router.Close(context.Background())
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return s, nil
 }
@@ -199,16 +211,24 @@ func (s *Server) buildAPI() error {
 		ClientCerts:     a.TLS.ClientCAFile != "",
 		MaxDataBytes:    a.MaxDataBytes,
 		Conns:           s.transport.Len,
-		LongPollAnswers: s.transport.LongPollAnswers,
+		LongPollAnswers: s.metrics.LongPollAnswers,
+		ObserveRequest:  s.metrics.ObserveRequest,
 		Logger:          s.log,
 	})
 	s.apiSvc = svc
+	metricsHandler := s.guardedMetrics(svc)
 	if s.cfg.APIOnPublic() {
 		s.mux.Handle("/v1/", svc.Handler())
 		s.mux.Handle("/cometgate.gateway.v1.Gateway/", svc.Handler())
+		if !s.cfg.Metrics.Public {
+			s.mux.Handle("GET /metrics", metricsHandler)
+		}
 		return nil
 	}
-	srv := s.newHTTPServer(svc.Handler())
+	apiMux := http.NewServeMux()
+	apiMux.Handle("/", svc.Handler())
+	apiMux.Handle("GET /metrics", metricsHandler)
+	srv := s.newHTTPServer(apiMux)
 	srv.Protocols.SetUnencryptedHTTP2(a.TLS.CertFile == "")
 	if a.TLS.CertFile != "" {
 		tc, err := apiTLS(a.TLS)
@@ -244,6 +264,35 @@ func apiTLS(c config.APITLSConfig) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// guardedMetrics serves /metrics to the requests the control API would
+// accept (its tokens or client certificates).
+func (s *Server) guardedMetrics(svc *api.Service) http.Handler {
+	h := s.metrics.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !svc.Authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cometgate"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// metricSources lists the components /metrics reads at scrape time.
+func (s *Server) metricSources() metrics.Sources {
+	src := metrics.Sources{Engine: s.engine, Transport: s.transport, Backends: s.backends, RefusedConnections: s.RefusedConnections}
+	if svc := s.apiSvc; svc != nil {
+		src.APIRefused = func() map[string]int64 {
+			r := svc.Refused()
+			return map[string]int64{"host": r.Host, "origin": r.Origin, "contentType": r.ContentType}
+		}
+	}
+	return src
+}
+
+// Metrics returns the node's metrics, whose registry /metrics serves.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // API returns the control API, for its counters; nil with api.listen: off.
 func (s *Server) API() *api.Service { return s.apiSvc }

@@ -31,6 +31,7 @@ type backendConn struct {
 
 	lastWarn atomic.Int64 // when a failure was last logged as a warning, Unix ns
 	faults   atomic.Int64 // server faults logged at debug since then
+	down     atomic.Bool  // the last request found the backend unreachable
 }
 
 // dial creates the client of a backend; a gRPC one connects lazily, and

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -139,6 +140,14 @@ func (e *Engine) handle(ctx context.Context, x *Exchange) {
 		x.Reply.Fail(bayeux.ErrChannelMissing)
 		return
 	}
+	switch bayeux.KindOf(m.Channel) {
+	case bayeux.KindMeta:
+		e.stats.MessagesMeta.Add(1)
+	case bayeux.KindService:
+		e.stats.MessagesService.Add(1)
+	default:
+		e.stats.MessagesBroadcast.Add(1)
+	}
 	for _, ext := range e.extensions {
 		if err := ext.Incoming(x); err != nil {
 			var be *bayeux.Error
@@ -174,16 +183,19 @@ var errShuttingDown = &bayeux.Error{Code: 503, Message: "server_shutting_down", 
 func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 	m, r, c := x.Request, x.Reply, x.Client
 	if e.closing.Load() {
+		e.stats.HandshakesFailed.Add(1)
 		r.Fail(errShuttingDown)
 		r.Advice.Interval = 1000
 		return
 	}
 	if !e.commonConnectionType(m.SupportedConnectionTypes) {
+		e.stats.HandshakesFailed.Add(1)
 		r.Fail(errConnectionTypes)
 		return
 	}
 	s := newSession(e, c)
 	if err := e.policy.CanHandshake(ctx, s, m); err != nil {
+		e.stats.HandshakesDenied.Add(1)
 		r.Fail(e.denial(err, bayeux.ErrHandshakeDenied, "handshake"))
 		if r.Advice == nil {
 			r.Advice = bayeux.NewAdvice(bayeux.ReconnectNone)
@@ -205,6 +217,9 @@ func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 		e.bindUser(s, "", u)
 	}
 	e.stats.Handshakes.Add(1)
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		e.log.DebugContext(ctx, "session created", "session", s.id, "transport", s.transport, "remote", s.remote)
+	}
 	x.Session = s
 	r.ClientID = s.id
 	r.Version = "1.0"

@@ -56,6 +56,7 @@ type wsConn struct {
 	stalled          atomic.Bool // set and cleared under wmu; read without it by Wake
 	closeWhenDrained bool        // a close frame is the last of out
 	sockClosed       bool
+	written          atomic.Int64 // bytes of the frames sent or queued on the socket
 
 	// Polled connections (see poller): the socket's descriptor, the
 	// library's buffered reader, and whether a reader is running.
@@ -90,9 +91,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	ws, err := up.Upgrade(hj, r, header)
 	if err != nil {
 		// The upgrader has already answered (403 for a refused origin).
+		if !h.originAllowed(r) {
+			h.refusedOrigin(r, "websocket origin refused")
+			return
+		}
 		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
+	h.stats.wsOpened.Add(1)
 	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.negotiatedDeflate()}
 	sock := hj.conn
 	if u, ok := sock.(interface{ NetConn() net.Conn }); ok {
@@ -598,6 +604,7 @@ func (c *wsConn) finish() {
 		return
 	}
 	c.closeWith(0, "")
+	c.h.conns.remove(c)
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
@@ -610,5 +617,4 @@ func (c *wsConn) finish() {
 	if s := c.bound.Load(); s != nil {
 		s.Detach(c)
 	}
-	c.h.conns.remove(c)
 }
