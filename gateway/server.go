@@ -394,6 +394,7 @@ func (s *Server) Start(ctx context.Context) error {
 	} else if s.cfg.APIEnabled() {
 		s.log.Info("control API on the public listener", "path", "/v1/")
 	}
+	s.logStartup()
 	return nil
 }
 
@@ -461,9 +462,12 @@ func (s *Server) Run(ctx context.Context) error {
 // then the HTTP server stops accepting and waits for the requests in
 // flight, all within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	start := time.Now()
 	s.log.Info("cometgate shutting down", "sessions", s.engine.SessionCount())
 	errEngine := s.engine.Close(ctx)
+	s.shutdownStep("engine closed, held connects answered", errEngine)
 	s.transport.Shutdown()
+	s.shutdownStep("websocket connections closed", nil)
 	errHTTP := s.http.Shutdown(ctx)
 	if errHTTP != nil {
 		s.http.Close()
@@ -477,7 +481,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errHTTP = errors.Join(errHTTP, err)
 		}
 	}
+	s.shutdownStep("listeners stopped", errHTTP)
 	errBackends := s.backends.Close(ctx)
+	s.shutdownStep("backends closed", errBackends)
+	s.log.Info("cometgate stopped", "took", time.Since(start))
 	return errors.Join(errEngine, errHTTP, errBackends)
 }
 

@@ -87,7 +87,7 @@ func ignoreHangups(ctx context.Context, log *slog.Logger) {
 func newLogger(c config.LogConfig) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(c.Level)) // validated by config
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: gateway.ReplaceLogAttr}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}

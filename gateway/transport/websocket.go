@@ -32,6 +32,7 @@ type wsConn struct {
 	closed    atomic.Bool
 
 	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side and the fields below
+	written   atomic.Int64               // bytes of the frames sent or queued on the socket; added to under wmu, next to it: the line a write dirties anyway
 	holdTimer atomic.Pointer[time.Timer] // timer of the held connect
 	hsTimer   atomic.Pointer[time.Timer] // closes the connection if no session is bound in time
 	pingTimer *time.Timer                // nil when polled
@@ -56,7 +57,6 @@ type wsConn struct {
 	stalled          atomic.Bool // set and cleared under wmu; read without it by Wake
 	closeWhenDrained bool        // a close frame is the last of out
 	sockClosed       bool
-	written          atomic.Int64 // bytes of the frames sent or queued on the socket
 
 	// Polled connections (see poller): the socket's descriptor, the
 	// library's buffered reader, and whether a reader is running.
