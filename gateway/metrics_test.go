@@ -277,6 +277,46 @@ func TestMetricsAfterKnownActions(t *testing.T) {
 		})
 	})
 	checkBoundedLabels(t, text, []string{ws.ClientID, lp.ClientID, "/slow/a"})
+
+	// A disconnect is counted by its reason.
+	if r, _, err := lp.Disconnect(ctx); err != nil || !r.Successful() {
+		t.Fatalf("disconnect: %v, %v", r, err)
+	}
+	series, _, err = scrape(ctx, metricsURL, metricsToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := expect(series, map[string]float64{
+		`cometgate_sessions_closed_total{reason="disconnect"}`: 1,
+		`cometgate_sessions{transport="long-polling"}`:         0,
+	}); err != nil {
+		t.Error(err)
+	}
+}
+
+// With metrics.public, /metrics is also served on the public listener,
+// without the API's token; with the API off it is the only place.
+func TestMetricsPublic(t *testing.T) {
+	srv := gatewaytest.NewServer(t, func(c *config.Config) {
+		c.Demo.Enabled = config.Bool(false)
+		c.API.Listen = "off"
+		c.Metrics.Public = true
+	})
+	ctx := gatewaytest.Context(t)
+	c := srv.Client()
+	if r, _, err := c.Handshake(ctx, nil); err != nil || !r.Successful() {
+		t.Fatalf("handshake: %v, %v", r, err)
+	}
+	series, _, err := scrape(ctx, "http://"+srv.Addr().String()+"/metrics", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := expect(series, map[string]float64{
+		`cometgate_handshakes_total{result="ok"}`:      1,
+		`cometgate_sessions{transport="long-polling"}`: 1,
+	}); err != nil {
+		t.Error(err)
+	}
 }
 
 var labelValue = regexp.MustCompile(`="([^"]*)"`)
