@@ -295,35 +295,59 @@ func TestMetricsAfterKnownActions(t *testing.T) {
 }
 
 // With metrics.public, /metrics is also served on the public listener,
-// without the API's token; with the API off it is the only place.
+// without the API's token; with the API on the public listener and
+// metrics.public off, it is served there behind the API's token.
 func TestMetricsPublic(t *testing.T) {
-	srv := gatewaytest.NewServer(t, func(c *config.Config) {
-		c.Demo.Enabled = config.Bool(false)
-		c.API.Listen = "off"
-		c.Metrics.Public = true
-	})
-	ctx := gatewaytest.Context(t)
-	c := srv.Client()
-	if r, _, err := c.Handshake(ctx, nil); err != nil || !r.Successful() {
-		t.Fatalf("handshake: %v, %v", r, err)
+	cases := []struct {
+		name      string
+		configure func(*config.Config)
+		token     string // needed on the public listener
+	}{
+		{"metrics.public, API off", func(c *config.Config) {
+			c.API.Listen = "off"
+			c.Metrics.Public = true
+		}, ""},
+		{"API on the public listener", func(c *config.Config) {
+			c.API.Listen = "public"
+			c.API.Tokens = []string{metricsToken}
+		}, metricsToken},
 	}
-	series, _, err := scrape(ctx, "http://"+srv.Addr().String()+"/metrics", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := expect(series, map[string]float64{
-		`cometgate_handshakes_total{result="ok"}`:      1,
-		`cometgate_sessions{transport="long-polling"}`: 1,
-	}); err != nil {
-		t.Error(err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := gatewaytest.NewServer(t, func(c *config.Config) {
+				c.Demo.Enabled = config.Bool(false)
+				tc.configure(c)
+			})
+			ctx := gatewaytest.Context(t)
+			c := srv.Client()
+			if r, _, err := c.Handshake(ctx, nil); err != nil || !r.Successful() {
+				t.Fatalf("handshake: %v, %v", r, err)
+			}
+			url := "http://" + srv.Addr().String() + "/metrics"
+			if tc.token != "" {
+				if _, _, err := scrape(ctx, url, ""); err == nil || !strings.Contains(err.Error(), "401") {
+					t.Fatalf("scrape without token: %v; want 401", err)
+				}
+			}
+			series, _, err := scrape(ctx, url, tc.token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := expect(series, map[string]float64{
+				`cometgate_handshakes_total{result="ok"}`:      1,
+				`cometgate_sessions{transport="long-polling"}`: 1,
+			}); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
 
 var labelValue = regexp.MustCompile(`="([^"]*)"`)
 
 // checkBoundedLabels fails the test if a cometgate_ series carries one of
-// banned (client ids, channel names) in a label, or has a label value
-// outside what configuration and fixed enums allow.
+// banned (client ids, channel names, an origin), or a label value that is
+// one of the test's channel names.
 func checkBoundedLabels(t *testing.T, text string, banned []string) {
 	t.Helper()
 	for line := range strings.SplitSeq(text, "\n") {
