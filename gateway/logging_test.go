@@ -226,3 +226,27 @@ func TestJSONLogDurations(t *testing.T) {
 		t.Errorf("JSON durations = %q, %q; want \"3.2s\", \"50ms\" (%s)", got.Took, got.G.In, buf.Bytes())
 	}
 }
+
+// At debug level, each session created and removed is logged with its
+// client id, transport and remote address.
+func TestSessionLifecycleLoggedAtDebug(t *testing.T) {
+	logs := &logCapture{}
+	srv := gatewaytest.NewServer(t, func(c *config.Config) { c.Demo.Enabled = config.Bool(false) }, gateway.WithLogger(slog.New(logs)))
+	ctx := gatewaytest.Context(t)
+	c := srv.Client()
+	if r, _, err := c.Handshake(ctx, nil); err != nil || !r.Successful() {
+		t.Fatalf("handshake: %v, %v", r, err)
+	}
+	if r, _, err := c.Disconnect(ctx); err != nil || !r.Successful() {
+		t.Fatalf("disconnect: %v, %v", r, err)
+	}
+	for _, msg := range []string{"session created", "session removed"} {
+		got := logs.find(slog.LevelDebug, msg)
+		if len(got) != 1 || got[0]["session"] != c.ClientID || got[0]["transport"] != "long-polling" || !strings.HasPrefix(got[0]["remote"], "127.0.0.1:") {
+			t.Errorf("%q lines = %v; want one with client id %s, long-polling and the remote address", msg, got, c.ClientID)
+		}
+	}
+	if got := logs.find(slog.LevelDebug, "session removed"); len(got) == 1 && got[0]["reason"] != "disconnect" {
+		t.Errorf("removal reason = %q; want disconnect", got[0]["reason"])
+	}
+}

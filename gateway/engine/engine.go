@@ -350,7 +350,9 @@ func (e *Engine) removeSession(s *Session, reason CloseReason, final []byte) {
 	for _, ch := range s.takeSubscriptions() {
 		e.unsubscribe(s, ch)
 	}
-	e.log.Debug("session removed", "session", s.id, "reason", reason.String(), "transport", s.Transport(), "remote", s.remote)
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		e.log.Debug("session removed", "session", s.id, "reason", reason.String(), "transport", s.Transport(), "remote", s.remote)
+	}
 	e.listenersMu.RLock()
 	removed := e.removed
 	e.listenersMu.RUnlock()
