@@ -47,6 +47,16 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 	// Debug exposes runtime profiles.
 	Debug DebugConfig `yaml:"debug"`
+	// Metrics configures the Prometheus endpoint, /metrics.
+	Metrics MetricsConfig `yaml:"metrics"`
+}
+
+// MetricsConfig configures /metrics, which the control API's listener
+// always serves (behind the API's authentication).
+type MetricsConfig struct {
+	// Public also serves /metrics on the public listener, without
+	// authentication. Default false.
+	Public bool `yaml:"public"`
 }
 
 // DebugConfig exposes Go's pprof profiles (/debug/pprof/) for measuring the

@@ -23,6 +23,7 @@ import (
 	"github.com/cometgate/cometgate/gateway/engine"
 	"github.com/cometgate/cometgate/gateway/ext"
 	"github.com/cometgate/cometgate/gateway/internal/connlimit"
+	"github.com/cometgate/cometgate/gateway/metrics"
 	"github.com/cometgate/cometgate/gateway/transport"
 )
 
@@ -58,6 +59,7 @@ type Server struct {
 	api       *http.Server // the control API's own server, if any
 	apiSvc    *api.Service // the control API, if enabled
 	debug     *http.Server // pprof, if configured
+	metrics   *metrics.Metrics
 
 	configPath string         // WithConfigFile; "" when none
 	started    atomic.Bool    // Start has finished
@@ -74,12 +76,14 @@ type Server struct {
 // New builds a Server from cfg, which must have been validated (as
 // config.Load does). Nothing is started.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	s := &Server{cfg: cfg, live: cfg, log: slog.Default()}
+	s := &Server{cfg: cfg, live: cfg, log: slog.Default(), metrics: metrics.New()}
 	for _, o := range opts {
 		o.apply(s)
 	}
 	b := cfg.Bayeux
-	router, err := backend.New(backendConfig(cfg, s.log))
+	bc := backendConfig(cfg, s.log)
+	bc.ObserveCall = s.metrics.ObserveCall
+	router, err := backend.New(bc)
 	if err != nil {
 		return nil, err
 	}
@@ -138,14 +142,18 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			RequireHandshakePerConnection: ws.RequireHandshakePerConnection,
 			HandshakeTimeout:              ws.HandshakeTimeout.D(), Poller: *ws.Poller,
 		},
-		KeepHeaders: keptHeaders(cfg),
-		Logger:      s.log,
+		KeepHeaders:   keptHeaders(cfg),
+		Logger:        s.log,
+		AnswerLatency: s.metrics.ObserveAnswer,
 	})
 	s.mux = http.NewServeMux()
 	s.mux.Handle(cfg.Path, s.transport)
 	s.mux.Handle(cfg.Path+"/", s.transport)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if cfg.Metrics.Public {
+		s.mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	if *cfg.Demo.Enabled {
 		// A call route on a demo channel would answer each call twice.
 		for _, ch := range demo.Channels() {
@@ -168,6 +176,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			router.Close(context.Background())
 			return nil, err
 		}
+	}
+	if err := s.metrics.Register(s.metricSources()); err != nil {
+		router.Close(context.Background())
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return s, nil
 }
@@ -206,21 +218,27 @@ func (s *Server) buildAPI() error {
 		MaxDataBytes:    a.MaxDataBytes,
 		Conns:           s.transport.Len,
 		Reload:          s.reloadForAPI,
-		LongPollAnswers: s.transport.LongPollAnswers,
+		LongPollAnswers: s.metrics.LongPollAnswers,
+		ObserveRequest:  s.metrics.ObserveRequest,
 		Logger:          s.log,
 	})
 	s.apiSvc = svc
+	metricsHandler := s.guardedMetrics(svc)
 	if s.cfg.APIOnPublic() {
 		s.mux.Handle("/v1/", svc.Handler())
 		s.mux.Handle("/cometgate.gateway.v1.Gateway/", svc.Handler())
 		for _, p := range api.ReflectionPaths {
 			s.mux.Handle(p, svc.Handler())
 		}
+		if !s.cfg.Metrics.Public {
+			s.mux.Handle("GET /metrics", metricsHandler)
+		}
 		return nil
 	}
 	own := http.NewServeMux()
 	own.HandleFunc("GET /readyz", s.readyz)
 	own.Handle("/", svc.Handler())
+	own.Handle("GET /metrics", metricsHandler)
 	srv := s.newHTTPServer(own)
 	srv.Protocols.SetUnencryptedHTTP2(a.TLS.CertFile == "")
 	if a.TLS.CertFile != "" {
@@ -257,6 +275,35 @@ func apiTLS(c config.APITLSConfig) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// guardedMetrics serves /metrics to the requests the control API would
+// accept (its tokens or client certificates).
+func (s *Server) guardedMetrics(svc *api.Service) http.Handler {
+	h := s.metrics.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !svc.Authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cometgate"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// metricSources lists the components /metrics reads at scrape time.
+func (s *Server) metricSources() metrics.Sources {
+	src := metrics.Sources{Engine: s.engine, Transport: s.transport, Backends: s.backends, RefusedConnections: s.RefusedConnections}
+	if svc := s.apiSvc; svc != nil {
+		src.APIRefused = func() map[string]int64 {
+			r := svc.Refused()
+			return map[string]int64{"host": r.Host, "origin": r.Origin, "contentType": r.ContentType}
+		}
+	}
+	return src
+}
+
+// Metrics returns the node's metrics, whose registry /metrics serves.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // API returns the control API, for its counters; nil with api.listen: off.
 func (s *Server) API() *api.Service { return s.apiSvc }
@@ -359,6 +406,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Info("control API on the public listener", "path", "/v1/")
 	}
 	s.started.Store(true)
+	s.logStartup()
 	return nil
 }
 
@@ -426,9 +474,12 @@ func (s *Server) Run(ctx context.Context) error {
 // then the HTTP server stops accepting and waits for the requests in
 // flight, all within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	start := time.Now()
 	s.log.Info("cometgate shutting down", "sessions", s.engine.SessionCount())
 	errEngine := s.engine.Close(ctx)
+	s.shutdownStep("engine closed, held connects answered", errEngine)
 	s.transport.Shutdown()
+	s.shutdownStep("websocket connections closed", nil)
 	errHTTP := s.http.Shutdown(ctx)
 	if errHTTP != nil {
 		s.http.Close()
@@ -442,7 +493,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errHTTP = errors.Join(errHTTP, err)
 		}
 	}
+	s.shutdownStep("listeners stopped", errHTTP)
 	errBackends := s.backends.Close(ctx)
+	s.shutdownStep("backends closed", errBackends)
+	s.log.Info("cometgate stopped", "took", time.Since(start))
 	return errors.Join(errEngine, errHTTP, errBackends)
 }
 

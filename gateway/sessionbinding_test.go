@@ -211,8 +211,9 @@ func TestWebSocketAdoptsSessionBeforeFirstConnect(t *testing.T) {
 
 // The same race seen from HTTP: the client keeps the cookie of the
 // websocket's 101, which arrived after the handshake's, and long-polls with
-// it. Before the session's first connect the request moves the session to
-// that cookie; after it, another cookie is refused.
+// it. Before the session's first connect that new cookie becomes the
+// session's second browser id; a cookie from an HTTP handshake never does,
+// and after the first connect no other is taken.
 func TestLongPollingAdoptsSessionBeforeFirstConnect(t *testing.T) {
 	srv := gatewaytest.NewServer(t, func(c *config.Config) {
 		c.Demo.Enabled = config.Bool(false)
@@ -237,7 +238,11 @@ func TestLongPollingAdoptsSessionBeforeFirstConnect(t *testing.T) {
 	if r, _, err := lp.Subscribe(ctx, "/bound"); err != nil || !r.Successful() {
 		t.Fatalf("subscribe after: %v, %v", r, err)
 	}
-	// Connected: the handshake's own cookie no longer reaches it.
+	// Both of the client's cookies reach it.
+	if r, _, err := lp.Connect(ctx, M{"advice": M{"timeout": 0}}); err != nil || !r.Successful() {
+		t.Fatalf("connect with the websocket's cookie after: %v, %v", r, err)
+	}
+	// Another browser's cookie does not.
 	other := gatewaytest.NewClient(srv.URL, nil)
 	other.HTTP.Jar.SetCookies(u, []*http.Cookie{{Name: "BAYEUX_BROWSER", Value: "someone-else"}})
 	m := other.NewMessage("/meta/connect", M{"clientId": hs.Str("clientId"), "connectionType": "long-polling", "advice": M{"timeout": 0}})

@@ -19,7 +19,7 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
-	"github.com/cometgate/cometgate/gateway/internal/latency"
+	"github.com/cometgate/cometgate/gateway/metrics"
 	gatewayv1 "github.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -49,7 +49,12 @@ type Config struct {
 	Conns func() int
 	// LongPollAnswers reports the long-polling delivery latency, for
 	// Stats (nil: none).
-	LongPollAnswers func() latency.Summary
+	LongPollAnswers func() metrics.LatencySummary
+	// ObserveRequest, if not nil, is told of each request: its protocol
+	// ("grpc" or "rest"), its method (a gRPC method name, or a REST route
+	// such as "POST /v1/publish", "other" for none) and its code (a gRPC
+	// code name, or an HTTP status). It must not block.
+	ObserveRequest func(protocol, method, code string)
 	// Listen is the address the API is served on (its own, or the public
 	// listener's); its host may appear in the Host header of REST
 	// requests.
@@ -130,8 +135,12 @@ func (s *Service) authorized(authz string, cs *tls.ConnectionState) bool {
 // HTTP/2 enabled) for gRPC clients. Only REST requests get the browser
 // checks of RESTHandler.
 func (s *Service) Handler() http.Handler {
+	interceptors := []grpc.UnaryServerInterceptor{s.unaryAuth}
+	if s.cfg.ObserveRequest != nil {
+		interceptors = append([]grpc.UnaryServerInterceptor{s.countUnary}, interceptors...)
+	}
 	gs := grpc.NewServer(
-		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.ChainUnaryInterceptor(interceptors...),
 		grpc.StreamInterceptor(s.streamAuth),
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes),
 	)
@@ -155,10 +164,11 @@ func (s *Service) RESTHandler() http.Handler {
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
+		runtime.WithMiddlewares(restPattern),
 	)
 	// Registering a local server cannot fail.
 	_ = gatewayv1.RegisterGatewayHandlerServer(context.Background(), mux, s)
-	return s.browserGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	guarded := s.browserGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r.Header.Get("Authorization"), r.TLS) {
 			s.cfg.Logger.Debug("control API request refused: not authenticated", "remote", r.RemoteAddr, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cometgate"`)
@@ -185,6 +195,10 @@ func (s *Service) RESTHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	}))
+	if s.cfg.ObserveRequest == nil {
+		return guarded
+	}
+	return s.countREST(guarded)
 }
 
 func writeJSONError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
@@ -458,7 +472,7 @@ func (s *Service) Stats(ctx context.Context, _ *gatewayv1.StatsRequest) (*gatewa
 	}, nil
 }
 
-func latencySummary(f func() latency.Summary) *gatewayv1.LatencySummary {
+func latencySummary(f func() metrics.LatencySummary) *gatewayv1.LatencySummary {
 	if f == nil {
 		return &gatewayv1.LatencySummary{}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
@@ -38,6 +39,7 @@ func (r *Router) startCall(ctx context.Context, rt *route, s *engine.Session, m 
 	}
 	if !r.acquireCall(s) {
 		rt.b.release()
+		r.counts.callsLimited.Add(1)
 		return errTooManyCalls
 	}
 	in := callInput{
@@ -85,7 +87,11 @@ func caller(s *engine.Session) *backendv1.Caller {
 
 // call performs one remote call with its deadline, retrying unavailable
 // backends on idempotent routes.
-func (r *Router) call(rt *route, in callInput) ([]byte, error) {
+func (r *Router) call(rt *route, in callInput) (data []byte, err error) {
+	if f := r.cfg.ObserveCall; f != nil {
+		start := time.Now()
+		defer func() { f(rt.pattern, rt.Backend, callCode(err), time.Since(start)) }()
+	}
 	d := timeout(rt, in.ext)
 	ctx, cancel := context.WithTimeout(r.ctx, d)
 	defer cancel()
@@ -96,6 +102,7 @@ func (r *Router) call(rt *route, in callInput) ([]byte, error) {
 	backoff := rt.b.spec.RetryBackoff
 	for try := 1; ; try++ {
 		data, err := r.callOnce(ctx, rt, in)
+		rt.b.reached(ctx, r.log, err)
 		if err == nil || try >= attempts || !retryable(err) {
 			return data, deadlineError(ctx, err, d)
 		}
@@ -107,6 +114,16 @@ func (r *Router) call(rt *route, in callInput) ([]byte, error) {
 		}
 		backoff = min(2*backoff, rt.b.spec.RetryMaxBackoff)
 	}
+}
+
+// callCode names the outcome of a call for metrics: "OK", a gRPC code
+// name, or "HTTP 502" for an HTTP backend's status.
+func callCode(err error) string {
+	var he *httpError
+	if errors.As(err, &he) {
+		return "HTTP " + strconv.Itoa(he.status)
+	}
+	return status.Code(err).String()
 }
 
 func retryable(err error) bool {
@@ -152,6 +169,9 @@ func (r *Router) callOnce(ctx context.Context, rt *route, in callInput) ([]byte,
 	}
 }
 
+// msgUnavailable is the message of an HTTP call that reached no server.
+const msgUnavailable = "backend unavailable"
+
 // httpError is a failed HTTP backend call: a status >= 400, or 0 when the
 // request itself failed. message is for the client; detail, for the log,
 // may name addresses.
@@ -194,7 +214,7 @@ func (r *Router) callHTTP(ctx context.Context, rt *route, in callInput) ([]byte,
 		if ctx.Err() != nil {
 			return nil, &httpError{status: 504, message: "deadline exceeded", detail: err.Error()}
 		}
-		return nil, &httpError{status: 502, message: "backend unavailable", detail: err.Error()}
+		return nil, &httpError{status: 502, message: msgUnavailable, detail: err.Error()}
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, int64(rt.b.spec.MaxMessageBytes)+1))

@@ -21,6 +21,11 @@ type Config struct {
 	// call route matching one is an error.
 	Reserved []string
 	Logger   *slog.Logger
+	// ObserveCall, if not nil, is told the outcome of each remote call
+	// (retries included): its route's channel pattern, its backend, its
+	// code ("OK", a gRPC code name, or "HTTP 502" for an HTTP backend's
+	// status) and how long it took. It must not block.
+	ObserveCall func(route, backend, code string, d time.Duration)
 }
 
 // Spec describes one backend.

@@ -33,6 +33,7 @@ type backendConn struct {
 
 	lastWarn atomic.Int64 // when a failure was last logged as a warning, Unix ns
 	faults   atomic.Int64 // server faults logged at debug since then
+	down     atomic.Bool  // the last request found the backend unreachable
 
 	users     atomic.Int64 // calls and publish hooks in flight on it
 	retired   atomic.Bool  // replaced by a reload: closed once users is 0

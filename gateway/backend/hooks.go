@@ -23,6 +23,7 @@ func (r *Router) publishHook(ctx context.Context, rt *route, s *engine.Session, 
 	resp, err := rt.b.contract.Publish(metadata.NewOutgoingContext(ctx, md), &backendv1.PublishRequest{
 		Channel: m.Channel, Caller: caller(s), Data: m.Data, Ext: m.Ext,
 	})
+	rt.b.reached(ctx, r.log, err)
 	if err != nil {
 		err = deadlineError(ctx, err, d)
 		rt.b.logFailure(ctx, r.log, "publish hook failed", err, "channel", m.Channel)
@@ -86,6 +87,7 @@ func (r *Router) CanHandshake(ctx context.Context, s *engine.Session, m *bayeux.
 	md := auth.metadata(nil, bayeux.MetaHandshake, c)
 	resp, err := auth.contract.Handshake(metadata.NewOutgoingContext(ctx, md), req)
 	err = deadlineError(ctx, err, g.authWait)
+	auth.reached(ctx, r.log, err)
 	if err != nil {
 		st := status.Convert(err)
 		switch st.Code() {

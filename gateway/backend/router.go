@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,46 @@ type Router struct {
 	open     map[streamKey]*activeStream // streams by channel (contract) or route (method)
 
 	invalid atomic.Int64 // stream messages dropped as not JSON in valid UTF-8
+	counts  routerCounts
+}
+
+// routerCounts are cumulative counters of a Router.
+type routerCounts struct {
+	streamOpens   atomic.Int64 // upstream streams opened for a first subscriber
+	streamReopens atomic.Int64 // upstream streams reopened after a break
+	gaps          atomic.Int64 // gap notices published
+	callsLimited  atomic.Int64 // remote calls refused by MaxCallsPerSession
+}
+
+// Counts are cumulative counters of a Router, for metrics.
+type Counts struct {
+	StreamOpens    int64 // upstream streams opened for a first subscriber
+	StreamReopens  int64 // upstream streams reopened after a break
+	Gaps           int64 // gap notices sent after a reopened stream skipped messages
+	CallsLimited   int64 // remote calls refused by MaxCallsPerSession
+	InvalidDropped int64 // stream messages dropped as not JSON in valid UTF-8
+}
+
+// Counts returns the router's counters.
+func (r *Router) Counts() Counts {
+	return Counts{
+		StreamOpens:    r.counts.streamOpens.Load(),
+		StreamReopens:  r.counts.streamReopens.Load(),
+		Gaps:           r.counts.gaps.Load(),
+		CallsLimited:   r.counts.callsLimited.Load(),
+		InvalidDropped: r.invalid.Load(),
+	}
+}
+
+// Names returns the configured backends' names, sorted.
+func (r *Router) Names() []string {
+	backends := r.cur.Load().backends
+	names := make([]string, 0, len(backends))
+	for name := range backends {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // routing is one generation of backends and routes, swapped whole by

@@ -131,9 +131,19 @@ func (r *Router) runStream(ctx context.Context, st *activeStream) {
 	backoff := min(streamBackoffMin, maxBackoff)
 	fails := 0
 	for {
+		if reopened {
+			r.counts.streamReopens.Add(1)
+		} else {
+			r.counts.streamOpens.Add(1)
+		}
 		healthy, err := r.pump(ctx, st, &pos, reopened)
 		if ctx.Err() != nil {
 			return
+		}
+		if healthy {
+			st.key.rt.b.reached(ctx, r.log, nil)
+		} else {
+			st.key.rt.b.reached(ctx, r.log, err)
 		}
 		if healthy {
 			backoff, fails = min(streamBackoffMin, maxBackoff), 0
@@ -337,6 +347,7 @@ var gapExt = json.RawMessage(`{"cometgate":{"gap":true}}`)
 // been lost: a message with null data and ext {"cometgate":{"gap":true}}
 // on every channel the stream feeds.
 func (r *Router) gap(st *activeStream) {
+	r.counts.gaps.Add(1)
 	r.mu.Lock()
 	var chans []string
 	for ch := range st.channels {

@@ -148,11 +148,21 @@ type Engine struct {
 
 // Stats are cumulative counters of an Engine, read with atomic loads.
 type Stats struct {
-	Handshakes atomic.Int64
-	Published  atomic.Int64 // broadcast messages accepted
-	Delivered  atomic.Int64 // messages queued to sessions
-	Dropped    atomic.Int64 // sessions disconnected as slow
-	Expired    atomic.Int64 // sessions expired
+	Handshakes atomic.Int64 // handshakes that created a session
+	// HandshakesDenied counts handshakes a policy refused;
+	// HandshakesFailed, those refused for another reason (shutting down,
+	// no common connection type).
+	HandshakesDenied atomic.Int64
+	HandshakesFailed atomic.Int64
+	// MessagesMeta, MessagesService and MessagesBroadcast count the
+	// messages received from clients, by channel class.
+	MessagesMeta      atomic.Int64
+	MessagesService   atomic.Int64
+	MessagesBroadcast atomic.Int64
+	Published         atomic.Int64 // broadcast messages accepted
+	Delivered         atomic.Int64 // messages queued to sessions
+	Dropped           atomic.Int64 // sessions disconnected as slow
+	Expired           atomic.Int64 // sessions expired
 	// SubscribeLimited counts subscribe messages refused by
 	// MaxSubscriptions or MaxSubscribeChannels.
 	SubscribeLimited atomic.Int64
@@ -239,6 +249,22 @@ func (e *Engine) Sessions() []*Session {
 	return list
 }
 
+// SessionCounts counts the live sessions by the connection type they last
+// used (Session.Transport), and how many of them have a connect held now.
+// It visits every session: call it when scraping, not per message.
+func (e *Engine) SessionCounts() (byTransport map[string]int, held int) {
+	byTransport = make(map[string]int, 4)
+	for _, s := range e.Sessions() {
+		s.mu.Lock()
+		byTransport[s.transport]++
+		if s.held != nil {
+			held++
+		}
+		s.mu.Unlock()
+	}
+	return byTransport, held
+}
+
 // SessionCount returns the number of live sessions.
 func (e *Engine) SessionCount() int {
 	e.sessionsMu.RLock()
@@ -322,7 +348,9 @@ func (e *Engine) removeSession(s *Session, reason CloseReason, final []byte) {
 	for _, ch := range s.takeSubscriptions() {
 		e.unsubscribe(s, ch)
 	}
-	e.log.Debug("session removed", "session", s.id, "reason", reason.String())
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		e.log.Debug("session removed", "session", s.id, "reason", reason.String(), "transport", s.Transport(), "remote", s.remote)
+	}
 	e.listenersMu.RLock()
 	removed := e.removed
 	e.listenersMu.RUnlock()

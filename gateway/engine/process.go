@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -21,9 +22,10 @@ type Client struct {
 	DeliverOnly bool
 	// Browser is the BAYEUX_BROWSER cookie value sent with the request.
 	Browser string
-	// NewBrowser is set when the request carried no cookie and Browser was
-	// made for it (a websocket upgrade): such a connection may still adopt
-	// a session that has not connected yet (see resolve).
+	// NewBrowser is set when Browser was made moments ago for a websocket
+	// upgrade that carried no cookie (this one, or the one that set the
+	// cookie this request carries): such a request may still take a
+	// session that has not connected yet (see Session.fromBrowser).
 	NewBrowser bool
 	// TrustSession accepts a clientId whose browser does not match.
 	TrustSession bool
@@ -143,6 +145,14 @@ func (e *Engine) handle(ctx context.Context, x *Exchange) {
 		x.Reply.Fail(bayeux.ErrChannelMissing)
 		return
 	}
+	switch bayeux.KindOf(m.Channel) {
+	case bayeux.KindMeta:
+		e.stats.MessagesMeta.Add(1)
+	case bayeux.KindService:
+		e.stats.MessagesService.Add(1)
+	default:
+		e.stats.MessagesBroadcast.Add(1)
+	}
 	for _, ext := range e.extensions {
 		if err := ext.Incoming(x); err != nil {
 			var be *bayeux.Error
@@ -178,16 +188,19 @@ var errShuttingDown = &bayeux.Error{Code: 503, Message: "server_shutting_down", 
 func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 	m, r, c := x.Request, x.Reply, x.Client
 	if e.closing.Load() {
+		e.stats.HandshakesFailed.Add(1)
 		r.Fail(errShuttingDown)
 		r.Advice.Interval = 1000
 		return
 	}
 	if !e.commonConnectionType(m.SupportedConnectionTypes) {
+		e.stats.HandshakesFailed.Add(1)
 		r.Fail(errConnectionTypes)
 		return
 	}
 	s := newSession(e, c)
 	if err := e.policy.CanHandshake(ctx, s, m); err != nil {
+		e.stats.HandshakesDenied.Add(1)
 		r.Fail(e.denial(err, bayeux.ErrHandshakeDenied, "handshake"))
 		if r.Advice == nil {
 			r.Advice = bayeux.NewAdvice(bayeux.ReconnectNone)
@@ -209,6 +222,9 @@ func (e *Engine) handshake(ctx context.Context, x *Exchange) {
 		e.bindUser(s, "", u)
 	}
 	e.stats.Handshakes.Add(1)
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		e.log.DebugContext(ctx, "session created", "session", s.id, "transport", s.transport, "remote", s.remote)
+	}
 	x.Session = s
 	r.ClientID = s.id
 	r.Version = "1.0"

@@ -134,10 +134,11 @@ type Session struct {
 	interval int64
 	// connection type of the last connect
 	transport string
-	// BAYEUX_BROWSER value it belongs to, "" if none (see fromBrowser)
-	browser string
-	user    string
-	attrs   map[string]any
+	// BAYEUX_BROWSER value it belongs to, "" if none, and a second one
+	// taken before its first connect (see fromBrowser)
+	browser, alias string
+	user           string
+	attrs          map[string]any
 }
 
 func newSession(e *Engine, c *Client) *Session {
@@ -166,15 +167,15 @@ func (s *Session) Browser() string {
 }
 
 // fromBrowser reports whether a request of c may act for the session: it
-// carries the session's BAYEUX_BROWSER cookie, or the session has not made
-// its first connect yet and c's cookie is new. The second case exists
-// because clients that handshake over HTTP while they open their websocket
-// (Faye does, as does any client on a first visit) send both requests
-// without a cookie and get two, and keep whichever arrived last. A
-// connection whose upgrade carried no cookie may then take the session; an
-// HTTP request with the other cookie moves the session to it. Once the
-// session has connected, its browser binding holds; before, its clientId is
-// known only to whoever handshook.
+// carries the session's BAYEUX_BROWSER cookie, or its cookie is new (just
+// made for a websocket upgrade, see Client.NewBrowser) and the session has
+// not made its first connect yet. The second case exists because clients
+// that handshake over HTTP while they open their websocket (Faye does, as
+// does any client on a first visit) send both requests without a cookie,
+// get two, and keep whichever arrived last: the new one then becomes the
+// session's second browser id, accepted as the first is. Once the session
+// has connected, no other is taken; before, its clientId is known only to
+// whoever handshook.
 func (s *Session) fromBrowser(c *Client) bool {
 	if c.Browser == "" {
 		return false
@@ -182,14 +183,12 @@ func (s *Session) fromBrowser(c *Client) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case c.Browser == s.browser:
+	case c.Browser == s.browser || c.Browser == s.alias:
 		return true
-	case s.state != StateHandshaken:
+	case s.state != StateHandshaken || !c.NewBrowser || s.alias != "":
 		return false
-	case c.Push:
-		return c.NewBrowser
 	}
-	s.browser = c.Browser
+	s.alias = c.Browser
 	return true
 }
 

@@ -48,6 +48,11 @@ type Config struct {
 	KeepHeaders []string
 	// Logger receives debug logs of bad input. Default slog.Default().
 	Logger *slog.Logger
+	// AnswerLatency, if not nil, is told how long after a message was
+	// queued for a session whose long-polling connect was held that
+	// connect's response was written: the delivery latency of
+	// long-polling on the server's side. It must not block.
+	AnswerLatency func(time.Duration)
 }
 
 // CookieConfig shapes the BAYEUX_BROWSER cookie.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // browserID returns the BAYEUX_BROWSER cookie value of r, or "".
@@ -42,6 +43,61 @@ func (h *Handler) browserCookie(r *http.Request, id string) *http.Cookie {
 		c.SameSite = http.SameSiteNoneMode
 	}
 	return c
+}
+
+// minted remembers the browser ids made for websocket upgrades in the last
+// window, so that an HTTP request carrying one is known to come from a
+// client that has just opened its websocket (engine.Client.NewBrowser).
+// It holds at most max ids; when full, new ids are not remembered (their
+// clients handshake again if they hit the race this serves).
+type minted struct {
+	window time.Duration
+	max    int
+	mu     sync.Mutex // guards ids, order
+	ids    map[string]time.Time
+	order  []string // oldest first
+}
+
+// add remembers id as made now.
+func (m *minted) add(id string) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expireLocked(now)
+	if len(m.ids) >= m.max {
+		return
+	}
+	if m.ids == nil {
+		m.ids = make(map[string]time.Time)
+	}
+	m.ids[id] = now
+	m.order = append(m.order, id)
+}
+
+// fresh reports whether id was made within the window.
+func (m *minted) fresh(id string) bool {
+	if id == "" {
+		return false
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expireLocked(now)
+	_, ok := m.ids[id]
+	return ok
+}
+
+func (m *minted) expireLocked(now time.Time) {
+	n := 0
+	for n < len(m.order) && now.Sub(m.ids[m.order[n]]) > m.window {
+		delete(m.ids, m.order[n])
+		n++
+	}
+	if n > 0 {
+		rest := copy(m.order, m.order[n:])
+		clear(m.order[rest:])
+		m.order = m.order[:rest]
+	}
 }
 
 // browsers tracks which sessions of each browser hold a long poll, for the

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
-	"github.com/cometgate/cometgate/gateway/internal/latency"
 	"github.com/cometgate/cometgate/gateway/internal/workers"
 	"github.com/gorilla/websocket"
 )
@@ -27,13 +26,12 @@ type Handler struct {
 	flushers flushers           // goroutines that write queued messages
 	// handshakes closes connections that do not handshake in time.
 	handshakes handshakeClock
-	bufs       sync.Pool
+	// minted are the browser ids made for websocket upgrades lately.
+	minted minted
+	bufs   sync.Pool
 	// workers read and process frames (readable, readLoop).
 	workers *workers.Pool
-	// answered records how long after a message was queued a held long
-	// poll's response was written.
-	answered latency.Histogram
-	stats    handlerStats
+	stats   handlerStats
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -49,6 +47,7 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		bufs:       sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
 		flushers:   flushers{delay: cfg.WebSocket.FlushDelay},
 		handshakes: handshakeClock{timeout: cfg.WebSocket.HandshakeTimeout},
+		minted:     minted{window: cfg.WebSocket.HandshakeTimeout, max: 65536},
 		workers:    workers.New(nil),
 	}
 	h.upgrader = websocket.Upgrader{
@@ -98,6 +97,7 @@ func (h *Handler) badRequest(w http.ResponseWriter, r *http.Request, msg string,
 	status := http.StatusBadRequest
 	if errors.Is(err, bayeux.ErrBatchTooLarge) || isTooLarge(err) {
 		status = http.StatusRequestEntityTooLarge
+		h.stats.tooLarge.Add(1)
 	}
 	h.cfg.Logger.Debug("bad bayeux request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", status, "reason", msg, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -125,8 +125,9 @@ func (h *Handler) Shutdown() {
 }
 
 type connSet struct {
-	mu sync.Mutex
-	m  map[*wsConn]struct{}
+	mu     sync.Mutex // guards m, closed
+	m      map[*wsConn]struct{}
+	closed int64 // bytes written on the connections removed from m
 }
 
 func (s *connSet) add(c *wsConn) {
@@ -137,8 +138,22 @@ func (s *connSet) add(c *wsConn) {
 
 func (s *connSet) remove(c *wsConn) {
 	s.mu.Lock()
-	delete(s.m, c)
+	if _, ok := s.m[c]; ok {
+		delete(s.m, c)
+		s.closed += c.written.Load()
+	}
 	s.mu.Unlock()
+}
+
+// written returns the bytes written on every connection, open or closed.
+func (s *connSet) written() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.closed
+	for c := range s.m {
+		n += c.written.Load()
+	}
+	return n
 }
 
 func (s *connSet) snapshot() []*wsConn {
@@ -150,12 +165,6 @@ func (s *connSet) snapshot() []*wsConn {
 	}
 	return list
 }
-
-// LongPollAnswers summarises, since the handler started, how long after a
-// message was queued for a session whose long-polling connect was held
-// that connect's response was written: the delivery latency of
-// long-polling on the server's side.
-func (h *Handler) LongPollAnswers() latency.Summary { return h.answered.Summary() }
 
 // Len returns the number of open websocket connections.
 func (h *Handler) Len() int {
@@ -192,6 +201,13 @@ func handshakeNotAlone(msgs []bayeux.Message) bool {
 type handlerStats struct {
 	slowClosed        atomic.Int64 // websocket connections cut off as too slow
 	handshakeTimeouts atomic.Int64 // websocket connections closed for not handshaking in time
+
+	wsOpened       atomic.Int64                      // websocket connections upgraded
+	wsClosed       [len(closeCodes) + 1]atomic.Int64 // websocket connections closed, by closeCodes index (last: other)
+	pollBytes      atomic.Int64                      // bytes of long-polling and callback-polling responses
+	browserLimited atomic.Int64                      // connects refused by MaxSessionsPerBrowser
+	tooLarge       atomic.Int64                      // requests refused by MaxRequestBytes or MaxBatch
+	origins        refusals                          // requests refused for their Origin
 }
 
 // HandshakeTimeouts returns how many websocket connections were closed

@@ -101,7 +101,7 @@ func (h *Handler) decodeValues(vals []string) ([]bayeux.Message, string, error) 
 // servePoll serves long-polling (POST) and callback-polling (JSONP GET).
 func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) {
 	if !h.originAllowed(r) {
-		h.cfg.Logger.Debug("cross-origin request refused", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		h.refusedOrigin(r, "cross-origin request refused")
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
@@ -126,6 +126,7 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	if jsonp {
 		c.Transport = CallbackPolling
 	}
+	c.NewBrowser = h.minted.fresh(c.Browser)
 	newBrowser := false
 	if c.Browser == "" && msgs[0].Channel == bayeux.MetaHandshake {
 		c.Browser = engine.NewBrowserID()
@@ -193,6 +194,7 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	}
 	hd.Set("Cache-Control", "no-cache, no-store")
 	*buf = out
+	h.stats.pollBytes.Add(int64(len(out)))
 	if !held {
 		w.Write(out)
 		return
@@ -206,8 +208,8 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	if !due.IsZero() {
-		h.answered.Record(time.Since(due))
+	if !due.IsZero() && h.cfg.AnswerLatency != nil {
+		h.cfg.AnswerLatency(time.Since(due))
 	}
 	runtime.Gosched()
 }
@@ -220,6 +222,7 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.Client, x *engine.Exchange) ([][]byte, time.Time, bool) {
 	s := x.Session
 	if !h.browsers.acquire(c.Browser, s.ID()) {
+		h.stats.browserLimited.Add(1)
 		// Another tab of this browser already holds a long poll.
 		a := &bayeux.Advice{Reconnect: bayeux.ReconnectRetry, Interval: h.cfg.MultiSessionInterval.Milliseconds(), Timeout: -1, MaxInterval: -1, MultipleClients: true}
 		if h.cfg.MultiSessionInterval < 0 {

@@ -32,6 +32,7 @@ type wsConn struct {
 	closed    atomic.Bool
 
 	wmu       sync.Mutex                 // one writer at a time; guards the socket's write side and the fields below
+	written   atomic.Int64               // bytes of the frames sent or queued on the socket; added to under wmu, next to it: the line a write dirties anyway
 	holdTimer atomic.Pointer[time.Timer] // timer of the held connect
 	everBound atomic.Bool                // a session was bound once (the handshake clock stops)
 	pingTimer *time.Timer                // nil when polled
@@ -86,14 +87,20 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	var header http.Header
 	if newBrowser {
 		browser = engine.NewBrowserID()
+		h.minted.add(browser)
 		header = http.Header{"Set-Cookie": {h.browserCookie(r, browser).String()}}
 	}
 	ws, err := up.Upgrade(hj, r, header)
 	if err != nil {
 		// The upgrader has already answered (403 for a refused origin).
+		if !h.originAllowed(r) {
+			h.refusedOrigin(r, "websocket origin refused")
+			return
+		}
 		h.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
+	h.stats.wsOpened.Add(1)
 	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.negotiatedDeflate()}
 	sock := hj.conn
 	if u, ok := sock.(interface{ NetConn() net.Conn }); ok {
@@ -587,6 +594,7 @@ func (c *wsConn) finish() {
 		return
 	}
 	c.closeWith(0, "")
+	c.h.conns.remove(c)
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
@@ -596,5 +604,4 @@ func (c *wsConn) finish() {
 	if s := c.bound.Load(); s != nil {
 		s.Detach(c)
 	}
-	c.h.conns.remove(c)
 }

@@ -62,6 +62,7 @@ func (c *wsConn) sendLocked(frame []byte) bool {
 	if c.sockClosed {
 		return false
 	}
+	c.written.Add(int64(len(frame)))
 	if c.stalled.Load() {
 		if limit := c.h.cfg.WebSocket.MaxPendingBytes; len(c.out)+len(frame) > limit {
 			c.h.stats.slowClosed.Add(1)
@@ -186,6 +187,7 @@ func (c *wsConn) closeLocked(code int, reason string) {
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
+	c.h.stats.countClose(code)
 	frame := closeFrame(code, reason)
 	if c.stalled.Load() || c.raw == nil {
 		// drain writes the frame after what is pending, then closes.
@@ -205,7 +207,9 @@ func (c *wsConn) closeLocked(code int, reason string) {
 // offering a close frame with code (0: none) if the socket takes it now.
 // The caller holds wmu.
 func (c *wsConn) abortLocked(code int, reason string) {
-	c.closed.Store(true)
+	if !c.closed.Swap(true) {
+		c.h.stats.countClose(code)
+	}
 	if c.sockClosed {
 		return
 	}

@@ -1,0 +1,232 @@
+package metrics
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/cometgate/cometgate/gateway/backend"
+	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/gateway/transport"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every series of a node.
+const Namespace = "cometgate"
+
+// Metrics is a node's registry and the collectors it records into. Build
+// it with New, pass its hooks (ObserveAnswer, ObserveCall,
+// ObserveRequest) to the components, then Register the components whose
+// counters are read at scrape time.
+type Metrics struct {
+	reg      *prometheus.Registry
+	answers  *Latency
+	calls    *prometheus.HistogramVec
+	requests *prometheus.CounterVec
+}
+
+// New returns Metrics with a fresh registry holding the Go runtime and
+// process collectors, the long-poll answer and remote-call latency
+// histograms, and the API request counter.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		answers: newLatency(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "long_poll_answer_seconds",
+			Help: "Time from a message being queued for a session with a held long-polling connect to that connect's response being written.",
+		}),
+		calls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "backend_call_duration_seconds",
+			Help:    "Remote calls (/service channels routed to a backend), retries included, by route, backend and code.",
+			Buckets: callBuckets,
+		}, []string{"route", "backend", "code"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "api_requests_total",
+			Help: "Control API requests by protocol (grpc, rest), method (gRPC method or REST route) and code (gRPC code or HTTP status).",
+		}, []string{"protocol", "method", "code"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.answers.h, m.calls, m.requests,
+	)
+	return m
+}
+
+// Registry returns the registry, to register more collectors or gather.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// ObserveAnswer records the latency of a long-polling answer (the
+// transport's AnswerLatency hook).
+func (m *Metrics) ObserveAnswer(d time.Duration) { m.answers.Observe(d) }
+
+// LongPollAnswers summarises the long-polling answer latency, for the
+// control API's Stats.
+func (m *Metrics) LongPollAnswers() LatencySummary { return m.answers.Summary() }
+
+// ObserveCall records a remote call (the backend router's ObserveCall
+// hook).
+func (m *Metrics) ObserveCall(route, backend, code string, d time.Duration) {
+	m.calls.WithLabelValues(route, backend, code).Observe(max(d, 0).Seconds())
+}
+
+// ObserveRequest counts a control API request (the API's ObserveRequest
+// hook).
+func (m *Metrics) ObserveRequest(protocol, method, code string) {
+	m.requests.WithLabelValues(protocol, method, code).Inc()
+}
+
+// Sources are the components whose counters are read at scrape time.
+// Nil fields are skipped.
+type Sources struct {
+	Engine    *engine.Engine
+	Transport *transport.Handler
+	Backends  *backend.Router
+	// RefusedConnections counts connections refused by
+	// limits.maxConnectionsPerAddress.
+	RefusedConnections func() int64
+	// APIRefused counts REST requests refused by the control API's
+	// browser checks, by reason (host, origin, contentType).
+	APIRefused func() map[string]int64
+}
+
+// Register adds the collectors that read src's counters when scraped,
+// and counts sessions closed by reason through a listener on the engine.
+func (m *Metrics) Register(src Sources) error {
+	c := &collector{src: src}
+	if src.Engine != nil {
+		src.Engine.OnSessionRemoved(func(_ *engine.Session, r engine.CloseReason) {
+			if int(r) < len(c.closed) {
+				c.closed[r].Add(1)
+			}
+		})
+	}
+	return m.reg.Register(c)
+}
+
+// closeReasons are the engine's close reasons, by value.
+var closeReasons = [...]engine.CloseReason{engine.CloseDisconnect, engine.CloseExpired, engine.CloseSlow, engine.CloseServer, engine.CloseShutdown}
+
+// collector reads the components' counters at scrape time.
+type collector struct {
+	src    Sources
+	closed [len(closeReasons) + 1]atomic.Int64 // sessions closed, by CloseReason
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+}
+
+var (
+	descSessions          = desc("sessions", "Live sessions by the transport they last used.", "transport")
+	descConnectsHeld      = desc("connects_held", "Sessions whose /meta/connect is held now.")
+	descChannels          = desc("channels", "Channels with at least one subscriber.")
+	descHandshakes        = desc("handshakes_total", "Handshakes by result: ok (session created), denied (by a policy or the auth backend), failed (shutting down, no common connection type).", "result")
+	descMessagesIn        = desc("messages_in_total", "Messages received from clients, by channel class (meta, service, broadcast).", "class")
+	descPublished         = desc("messages_published_total", "Broadcast messages accepted for fan-out, from clients, backends and the API.")
+	descDeliveries        = desc("deliveries_total", "Messages queued to sessions (one per subscriber of a broadcast, or per addressed session).")
+	descSessionsClosed    = desc("sessions_closed_total", "Sessions ended, by reason (disconnect, expired, slow: its queue overflowed, server, shutdown).", "reason")
+	descBytesWritten      = desc("bytes_written_total", "Bytes written to clients: websocket frames and polling response bodies.")
+	descWSConns           = desc("websocket_connections", "Open websocket connections.")
+	descWSOpened          = desc("websocket_opened_total", "Websocket connections upgraded.")
+	descWSClosed          = desc("websocket_closed_total", "Websocket connections closed, by the close code sent (none: without a close frame; other: any code not listed).", "code")
+	descWSSlow            = desc("websocket_slow_closed_total", "Websocket connections cut off because their client did not read fast enough.")
+	descWSHandshakeTimout = desc("websocket_handshake_timeouts_total", "Websocket connections closed for not handshaking in time.")
+	descOriginRefused     = desc("origin_refused_total", "Websocket upgrades and polling requests refused for their Origin.")
+	descLimitHits         = desc("limit_hits_total", "Requests refused by a configured limit, by limit name.", "limit")
+	descStreams           = desc("backend_streams", "Upstream broadcast streams open.")
+	descStreamOpens       = desc("backend_stream_opens_total", "Upstream broadcast streams opened for a first subscriber.")
+	descStreamReopens     = desc("backend_stream_reopens_total", "Upstream broadcast streams reopened after a break.")
+	descGaps              = desc("backend_gap_notices_total", "Gap notices sent because a reopened stream may have lost messages.")
+	descInvalid           = desc("backend_stream_invalid_total", "Upstream stream messages dropped as not valid JSON or UTF-8.")
+	descBackendUp         = desc("backend_up", "1 if the backend's last request reached it, 0 if it found it unreachable.", "backend")
+	descAPIRefused        = desc("api_refused_total", "REST requests refused by the control API's browser checks, by reason.", "reason")
+)
+
+// Describe sends nothing: the collector is unchecked, since which series
+// exist depends on the sources.
+func (c *collector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect reads every source's counters.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	src := c.src
+	var limits = map[string]int64{}
+	if e := src.Engine; e != nil {
+		by, held := e.SessionCounts()
+		for _, t := range []string{transport.WebSocket, transport.LongPolling, transport.CallbackPolling} {
+			gauge(descSessions, int64(by[t]), t)
+		}
+		gauge(descConnectsHeld, int64(held))
+		gauge(descChannels, int64(len(e.Channels())))
+		st := e.Stats()
+		counter(descHandshakes, st.Handshakes.Load(), "ok")
+		counter(descHandshakes, st.HandshakesDenied.Load(), "denied")
+		counter(descHandshakes, st.HandshakesFailed.Load(), "failed")
+		counter(descMessagesIn, st.MessagesMeta.Load(), "meta")
+		counter(descMessagesIn, st.MessagesService.Load(), "service")
+		counter(descMessagesIn, st.MessagesBroadcast.Load(), "broadcast")
+		counter(descPublished, st.Published.Load())
+		counter(descDeliveries, st.Delivered.Load())
+		for _, r := range closeReasons {
+			counter(descSessionsClosed, c.closed[r].Load(), r.String())
+		}
+		limits["maxSubscriptions"] = st.SubscribeLimited.Load()
+	}
+	if h := src.Transport; h != nil {
+		n := h.Counts()
+		counter(descBytesWritten, n.BytesWritten)
+		gauge(descWSConns, int64(h.Len()))
+		counter(descWSOpened, n.WebSocketOpened)
+		for code, v := range n.WebSocketClosed {
+			counter(descWSClosed, v, code)
+		}
+		counter(descWSSlow, h.SlowClosed())
+		counter(descWSHandshakeTimout, h.HandshakeTimeouts())
+		counter(descOriginRefused, n.OriginRefused)
+		limits["maxSessionsPerBrowser"] = n.BrowserLimited
+		limits["maxRequestBytes"] = n.TooLarge
+	}
+	if r := src.Backends; r != nil {
+		n := r.Counts()
+		gauge(descStreams, int64(r.OpenStreams()))
+		counter(descStreamOpens, n.StreamOpens)
+		counter(descStreamReopens, n.StreamReopens)
+		counter(descGaps, n.Gaps)
+		counter(descInvalid, n.InvalidDropped)
+		down := r.Unavailable()
+		for _, name := range r.Names() {
+			up := int64(1)
+			for _, d := range down {
+				if d == name {
+					up = 0
+				}
+			}
+			gauge(descBackendUp, up, name)
+		}
+		limits["maxCallsPerSession"] = n.CallsLimited
+	}
+	if f := src.RefusedConnections; f != nil {
+		limits["maxConnectionsPerAddress"] = f()
+	}
+	for name, v := range limits {
+		counter(descLimitHits, v, name)
+	}
+	if f := src.APIRefused; f != nil {
+		for reason, v := range f() {
+			counter(descAPIRefused, v, reason)
+		}
+	}
+}
