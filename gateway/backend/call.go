@@ -85,7 +85,8 @@ func caller(s *engine.Session) *backendv1.Caller {
 
 // call performs one remote call with its deadline, retrying unavailable
 // backends on idempotent routes.
-func (r *Router) call(rt *route, in callInput) ([]byte, error) {
+func (r *Router) call(rt *route, in callInput) (_ []byte, err error) {
+	defer rt.b.countCall(time.Now(), &err)
 	d := timeout(rt, in.ext)
 	ctx, cancel := context.WithTimeout(r.ctx, d)
 	defer cancel()

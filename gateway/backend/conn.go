@@ -34,6 +34,10 @@ type backendConn struct {
 	lastWarn atomic.Int64 // when a failure was last logged as a warning, Unix ns
 	faults   atomic.Int64 // server faults logged at debug since then
 
+	calls     atomic.Int64 // remote calls finished (see Router.Backends)
+	failures  atomic.Int64 // of which failed
+	callNanos atomic.Int64 // their total duration
+
 	users     atomic.Int64 // calls and publish hooks in flight on it
 	retired   atomic.Bool  // replaced by a reload: closed once users is 0
 	closeOnce sync.Once
