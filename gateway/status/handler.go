@@ -111,4 +111,3 @@ func (s *Status) servePage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 	page.Execute(w, pageData{Bayeux: BayeuxPath, Channel: Channel, Key: s.key})
 }
-
