@@ -108,6 +108,6 @@ func (s *Status) servePage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; worker-src blob:; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 	page.Execute(w, pageData{Bayeux: BayeuxPath, Channel: Channel, Key: s.key})
 }

@@ -69,7 +69,7 @@ const cometd = new CometD();
 cometd.configure({url: new URL(cfg.bayeux, location.href).href, logLevel: "warn"});
 cometd.addListener("/meta/connect", (m) => {
     if (cometd.isDisconnected()) return;
-    setConn(m.successful, m.successful ? "live (" + cometd.getTransport().getType() + ")" : "reconnecting…");
+    setConn(m.successful, m.successful ? "live (" + cometd.getTransport().type + ")" : "reconnecting…");
 });
 cometd.handshake({ext: {cometgate: {statusKey: cfg.key}}}, (reply) => {
     if (!reply.successful) {
@@ -80,3 +80,5 @@ cometd.handshake({ext: {cometgate: {statusKey: cfg.key}}}, (reply) => {
         if (!r.successful) setConn(false, "subscription refused: " + (r.error || ""));
     });
 });
+// Leave at once rather than expire when the page goes away (reload, close).
+addEventListener("pagehide", () => cometd.disconnect());
