@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/cometgate/cometgate/gateway/internal/cometdjs"
 )
@@ -36,7 +38,8 @@ type pageData struct {
 // Bayeux endpoint) at BayeuxPath. Mount it at PagePath and PagePath+"/".
 // The page and BayeuxPath answer 401 to a request that Config.Authorize
 // refuses, after trying the token of ?token= (page only) or of the cookie
-// the page sets; the scripts, which hold no secret, are served to anyone.
+// the page sets; BayeuxPath answers 403 to a request from another origin;
+// the scripts, which hold no secret, are served to anyone.
 func (s *Status) Handler(bayeux http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PagePath, s.servePage)
@@ -45,6 +48,11 @@ func (s *Status) Handler(bayeux http.Handler) http.Handler {
 	mux.Handle("GET "+PagePath+"/status.css", http.StripPrefix(PagePath, http.FileServerFS(files)))
 	mux.Handle("GET "+PagePath+"/js/cometd/", http.StripPrefix(PagePath+"/js/cometd", cometdjs.Handler()))
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !sameOrigin(r) {
+			s.cfg.Logger.Debug("status page request refused: cross-origin", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+			http.Error(w, "cross-origin requests are refused", http.StatusForbidden)
+			return
+		}
 		if !s.authorized(r) {
 			s.refuse(w, r)
 			return
@@ -57,6 +65,18 @@ func (s *Status) Handler(bayeux http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// sameOrigin reports whether r comes from no browser page or from the
+// status page's own origin: the endpoint is the page's, never another
+// site's, whatever cors.allowedOrigins says for the public endpoint.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 // authorized accepts what the API accepts, or the cookie's token.

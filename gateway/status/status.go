@@ -79,7 +79,6 @@ type Status struct {
 	mu       sync.Mutex // guards watchers, stop
 	watchers map[*engine.Session]struct{}
 	stop     chan struct{} // closed to end the running publisher; nil when none runs
-	wg       sync.WaitGroup
 }
 
 var (
@@ -101,19 +100,6 @@ func (s *Status) Bind(e *engine.Engine) {
 	s.e = e
 	e.AddSubscriptionListener(s)
 	e.OnSessionRemoved(func(ss *engine.Session, _ engine.CloseReason) { s.unwatch(ss) })
-}
-
-// Wait waits for the publisher to end (it ends when the last status
-// session leaves, as all do when the engine closes), bounded by ctx.
-func (s *Status) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // reserved reports whether a channel name or pattern is one of the status
@@ -202,7 +188,6 @@ func (s *Status) Subscribed(ss *engine.Session, ch string, _ int) {
 	s.watchers[ss] = struct{}{}
 	if s.stop == nil {
 		s.stop = make(chan struct{})
-		s.wg.Add(1)
 		go s.publish(s.stop)
 	}
 }
@@ -230,7 +215,6 @@ func (s *Status) unwatch(ss *engine.Session) {
 // publish sends a snapshot to the watchers now and every Interval until
 // stop is closed.
 func (s *Status) publish(stop <-chan struct{}) {
-	defer s.wg.Done()
 	var smp sampler
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()

@@ -77,6 +77,8 @@ func TestPageAuth(t *testing.T) {
 		{name: "page with wrong query token", path: "/status?token=wrong-token-0123456789", want: http.StatusUnauthorized},
 		{name: "bayeux without token", path: status.BayeuxPath, want: http.StatusUnauthorized},
 		{name: "bayeux sub-path without token", path: status.BayeuxPath + "/handshake", want: http.StatusUnauthorized},
+		{name: "bayeux from another origin", path: status.BayeuxPath, header: []string{"Authorization", bearer, "Origin", "http://127.0.0.1:1"}, want: http.StatusForbidden},
+		{name: "bayeux with token", path: status.BayeuxPath, header: []string{"Authorization", bearer}, want: http.StatusBadRequest}, // a GET is no Bayeux request, but it got through
 		{name: "client library", path: "/status/js/cometd/cometd.js", want: http.StatusOK},
 		{name: "client license", path: "/status/js/cometd/LICENSE", want: http.StatusOK},
 		{name: "page script", path: "/status/status.js", want: http.StatusOK},
