@@ -18,8 +18,8 @@ import (
 
 const token = "status-test-token-0123456789"
 
-// newServer starts a gateway whose API (own listener) requires token, and
-// returns it with the base URL of its API listener.
+// newServer starts a gateway whose API requires token, and returns it with
+// the base URL of the API's own listener ("" with api.listen: public).
 func newServer(t *testing.T, configure func(*config.Config)) (*gatewaytest.Server, string) {
 	t.Helper()
 	srv := gatewaytest.NewServer(t, func(c *config.Config) {
@@ -28,7 +28,10 @@ func newServer(t *testing.T, configure func(*config.Config)) (*gatewaytest.Serve
 			configure(c)
 		}
 	})
-	return srv, "http://" + srv.APIAddr().String()
+	if a := srv.APIAddr(); a != nil {
+		return srv, "http://" + a.String()
+	}
+	return srv, ""
 }
 
 // get fetches url with the header (name, value pairs) and no redirects.
@@ -309,5 +312,22 @@ func TestSnapshot(t *testing.T) {
 		if c.Name == status.Channel && c.Subscribers != 1 {
 			t.Errorf("%s has %d subscribers; want 1", c.Name, c.Subscribers)
 		}
+	}
+}
+
+// TestPageOnPublicListener: with api.listen: public, the page and its
+// Bayeux endpoint are on the public listener, with the same checks.
+func TestPageOnPublicListener(t *testing.T) {
+	srv, _ := newServer(t, func(c *config.Config) { c.API.Listen = "public" })
+	base := "http://" + srv.Addr().String()
+	c := noRedirect(nil)
+	if resp, _ := get(t, c, base+"/status"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /status without a token: %d; want 401", resp.StatusCode)
+	}
+	if resp, body := get(t, c, base+"/status", "Authorization", "Bearer "+token); resp.StatusCode != http.StatusOK || !keyRE.MatchString(body) {
+		t.Errorf("GET /status with the token: %d; want 200 with the page", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, base+status.BayeuxPath); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET %s without a token: %d; want 401", status.BayeuxPath, resp.StatusCode)
 	}
 }
