@@ -1,6 +1,7 @@
 package status
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -99,7 +100,11 @@ func New(cfg Config) *Status {
 func (s *Status) Bind(e *engine.Engine) {
 	s.e = e
 	e.AddSubscriptionListener(s)
-	e.OnSessionRemoved(func(ss *engine.Session, _ engine.CloseReason) { s.unwatch(ss) })
+	e.OnSessionRemoved(func(ss *engine.Session, _ engine.CloseReason) {
+		if isStatus(ss) { // other sessions never take s.mu
+			s.unwatch(ss)
+		}
+	})
 }
 
 // reserved reports whether a channel name or pattern is one of the status
@@ -128,7 +133,7 @@ type handshakeExt struct {
 // CanHandshake marks a session whose handshake carries the status key; a
 // handshake with a wrong key is denied.
 func (s *Status) CanHandshake(_ context.Context, ss *engine.Session, m *bayeux.Message) error {
-	if len(m.Ext) == 0 || !strings.Contains(string(m.Ext), "statusKey") {
+	if !bytes.Contains(m.Ext, []byte(`"statusKey"`)) {
 		return nil
 	}
 	var x handshakeExt
@@ -194,7 +199,7 @@ func (s *Status) Subscribed(ss *engine.Session, ch string, _ int) {
 
 // Unsubscribed stops the publisher when the last status session leaves.
 func (s *Status) Unsubscribed(ss *engine.Session, ch string, _ int) {
-	if ch == Channel {
+	if ch == Channel && isStatus(ss) {
 		s.unwatch(ss)
 	}
 }

@@ -132,3 +132,44 @@ func TestSnapshotRates(t *testing.T) {
 		t.Errorf("topByRate %+v; want %+v", second.TopByRate, want)
 	}
 }
+
+// TestPublisherRunsOnlyWhileWatched: the publisher starts with the first
+// status subscription and stops when the last status session leaves; a
+// session without the key changes nothing.
+func TestPublisherRunsOnlyWhileWatched(t *testing.T) {
+	s := New(Config{Authorize: func(*http.Request) bool { return true }, Interval: time.Hour})
+	e := engine.New(engine.Config{}, engine.WithPolicy(s))
+	s.Bind(e)
+	ctx := context.Background()
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	running := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.stop != nil
+	}
+	subscriber(t, e, "A", "/a")
+	if running() {
+		t.Fatal("publisher running without a status session")
+	}
+	c := &engine.Client{Transport: "long-polling", Browser: "S"}
+	r := send(t, e, c, `[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"cometgate":{"statusKey":"`+s.key+`"}}}]`)
+	if !r[0].Successful {
+		t.Fatalf("status handshake: %s", r[0])
+	}
+	id := r[0].ClientID
+	if r = send(t, e, c, `[{"channel":"/meta/subscribe","clientId":"`+id+`","subscription":"`+Channel+`"}]`); !r[0].Successful {
+		t.Fatalf("status subscribe: %s", r[0])
+	}
+	if !running() {
+		t.Fatal("publisher not running with a status subscriber")
+	}
+	if r = send(t, e, c, `[{"channel":"/meta/disconnect","clientId":"`+id+`"}]`); !r[0].Successful {
+		t.Fatalf("disconnect: %s", r[0])
+	}
+	if running() {
+		t.Error("publisher still running after the last status session left")
+	}
+}
