@@ -82,7 +82,7 @@ func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	res := &ReloadResult{Applied: changes}
 	old := s.live
-	if lh, ok := s.log.Handler().(*LogHandler); ok {
+	if lh := s.logHandler; lh != nil {
 		lh.Apply(cfg.Log)
 		if old.Log.Level != cfg.Log.Level {
 			res.Applied = append(res.Applied, fmt.Sprintf("log.level: %s -> %s", old.Log.Level, cfg.Log.Level))

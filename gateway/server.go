@@ -24,6 +24,7 @@ import (
 	"github.com/cometgate/cometgate/gateway/ext"
 	"github.com/cometgate/cometgate/gateway/internal/connlimit"
 	"github.com/cometgate/cometgate/gateway/metrics"
+	"github.com/cometgate/cometgate/gateway/status"
 	"github.com/cometgate/cometgate/gateway/transport"
 )
 
@@ -56,10 +57,13 @@ type Server struct {
 	chat      *demo.Chat
 	mux       *http.ServeMux
 	http      *http.Server
-	api       *http.Server // the control API's own server, if any
-	apiSvc    *api.Service // the control API, if enabled
-	debug     *http.Server // pprof, if configured
-	metrics   *metrics.Metrics
+	api       *http.Server     // the control API's own server, if any
+	apiSvc    *api.Service     // the control API, if enabled
+	debug     *http.Server     // pprof, if configured
+	metrics   *metrics.Metrics // the Prometheus registry
+	status    *status.Status   // the status page, with the control API
+
+	logHandler *LogHandler // the logger's handler, when built with NewLogHandler
 
 	configPath string         // WithConfigFile; "" when none
 	started    atomic.Bool    // Start has finished
@@ -80,6 +84,13 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o.apply(s)
 	}
+	s.logHandler, _ = s.log.Handler().(*LogHandler)
+	var recent *status.Recorder
+	if cfg.APIEnabled() {
+		// The status page lists the last warnings and errors logged.
+		recent = status.NewRecorder(recentErrors)
+		s.log = slog.New(recent.Handler(s.log.Handler()))
+	}
 	b := cfg.Bayeux
 	bc := backendConfig(cfg, s.log)
 	bc.ObserveCall = s.metrics.ObserveCall
@@ -98,6 +109,17 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if cfg.Auth.Backend != "" {
 		eopts = append(eopts, engine.WithPolicy(router), engine.WithExtension(router))
 	}
+	if cfg.APIEnabled() {
+		// Only the status page may subscribe to its channels.
+		s.status = status.New(status.Config{
+			Authorize: func(r *http.Request) bool { return s.apiSvc.RequestAuthorized(r) },
+			Conns:     func() int { return s.transport.Len() },
+			Backends:  router.Backends,
+			Errors:    recent,
+			Logger:    s.log,
+		})
+		eopts = append(eopts, engine.WithPolicy(s.status))
+	}
 	// Policies compose: an embedder's policy is asked after the auth
 	// backend's, and sees the user it bound.
 	eopts = append(eopts, s.engineOpts...)
@@ -115,6 +137,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		MaxSubscriptions:       cfg.Limits.MaxSubscriptionsPerSession,
 		MaxSubscribeChannels:   cfg.Limits.MaxChannelsPerSubscribe,
 	}, eopts...)
+	if s.status != nil {
+		s.status.Bind(s.engine)
+	}
 	ws := cfg.Transports.WebSocket
 	s.transport = transport.NewHandler(s.engine, transport.Config{
 		ConnectionTypes:    b.ConnectionTypes,
@@ -201,6 +226,9 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	}
 }
 
+// recentErrors is how many warnings and errors the status page lists.
+const recentErrors = 50
+
 // buildAPI creates the control API and mounts it on the public mux or on
 // its own server.
 func (s *Server) buildAPI() error {
@@ -224,7 +252,10 @@ func (s *Server) buildAPI() error {
 	})
 	s.apiSvc = svc
 	metricsHandler := s.guardedMetrics(svc)
+	statusPage := s.status.Handler(s.transport)
 	if s.cfg.APIOnPublic() {
+		s.mux.Handle(status.PagePath, statusPage)
+		s.mux.Handle(status.PagePath+"/", statusPage)
 		s.mux.Handle("/v1/", svc.Handler())
 		s.mux.Handle("/cometgate.gateway.v1.Gateway/", svc.Handler())
 		for _, p := range api.ReflectionPaths {
@@ -237,6 +268,8 @@ func (s *Server) buildAPI() error {
 	}
 	own := http.NewServeMux()
 	own.HandleFunc("GET /readyz", s.readyz)
+	own.Handle(status.PagePath, statusPage)
+	own.Handle(status.PagePath+"/", statusPage)
 	own.Handle("/", svc.Handler())
 	own.Handle("GET /metrics", metricsHandler)
 	srv := s.newHTTPServer(own)

@@ -109,6 +109,15 @@ func New(e *engine.Engine, cfg Config) *Service {
 // AuthRequired reports whether requests must authenticate.
 func (s *Service) AuthRequired() bool { return len(s.cfg.Tokens) > 0 || s.cfg.ClientCerts }
 
+// RequestAuthorized reports whether r may use the REST API: its Host
+// header names an allowed host, and it authenticates (a bearer token in
+// its Authorization header, or a verified client certificate) when the API
+// requires it. Other handlers on the API listener (the status page) use it
+// to accept the same requests. It may be called concurrently.
+func (s *Service) RequestAuthorized(r *http.Request) bool {
+	return s.hostAllowed(r.Host) && s.authorized(r.Header.Get("Authorization"), r.TLS)
+}
+
 // authorized checks an Authorization header value and a TLS state.
 func (s *Service) authorized(authz string, cs *tls.ConnectionState) bool {
 	if !s.AuthRequired() {

@@ -88,6 +88,7 @@ func caller(s *engine.Session) *backendv1.Caller {
 // call performs one remote call with its deadline, retrying unavailable
 // backends on idempotent routes.
 func (r *Router) call(rt *route, in callInput) (data []byte, err error) {
+	defer rt.b.countCall(time.Now(), &err)
 	if f := r.cfg.ObserveCall; f != nil {
 		start := time.Now()
 		defer func() { f(rt.pattern, rt.Backend, callCode(err), time.Since(start)) }()

@@ -35,6 +35,10 @@ type backendConn struct {
 	faults   atomic.Int64 // server faults logged at debug since then
 	down     atomic.Bool  // the last request found the backend unreachable
 
+	calls     atomic.Int64 // remote calls finished (see Router.Backends)
+	failures  atomic.Int64 // of which failed
+	callNanos atomic.Int64 // their total duration
+
 	users     atomic.Int64 // calls and publish hooks in flight on it
 	retired   atomic.Bool  // replaced by a reload: closed once users is 0
 	closeOnce sync.Once

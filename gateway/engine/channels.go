@@ -3,6 +3,7 @@ package engine
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 )
@@ -16,8 +17,9 @@ const sweepsBeforeRemoval = 3
 type channel struct {
 	name       string
 	subs       map[*Session]struct{}
-	idle       int  // consecutive sweeps without subscribers
-	persistent bool // never swept (meta channels)
+	idle       int          // consecutive sweeps without subscribers
+	persistent bool         // never swept (meta channels)
+	published  atomic.Int64 // messages fanned out on exactly this name
 }
 
 // node is one level of the subscription trie: the channel whose name ends
@@ -143,6 +145,10 @@ func (c *channels) count(name string) int {
 type ChannelInfo struct {
 	Name        string
 	Subscribers int
+	// Published counts the messages fanned out on exactly this name since
+	// the channel became known (a channel forgotten by the sweep starts
+	// again from 0).
+	Published int64
 }
 
 func (c *channels) list() []ChannelInfo {
@@ -153,7 +159,7 @@ func (c *channels) list() []ChannelInfo {
 		if ch.persistent {
 			continue
 		}
-		out = append(out, ChannelInfo{Name: name, Subscribers: len(ch.subs)})
+		out = append(out, ChannelInfo{Name: name, Subscribers: len(ch.subs), Published: ch.published.Load()})
 	}
 	return out
 }
@@ -178,7 +184,8 @@ func (c *channels) match(name string, dst []*Session) []*Session {
 		if i < 0 {
 			add(n.star)
 			n = n.children[parts]
-			if n != nil {
+			if n != nil && n.exact != nil {
+				n.exact.published.Add(1) // one add per fan-out, for listings
 				add(n.exact)
 			}
 			break
