@@ -1,12 +1,12 @@
-// Black-box conformance tests of the Bayeux endpoint against the
-// black-box checklist (§13) of the project's Bayeux specification digest,
-// which takes CometD as the reference. Each test names the checklist items
-// it covers in a comment of the form "// #38", so the mapping is greppable.
-// Where Cometgate deliberately differs from CometD the comment says
-// "Deliberate deviation" and the test checks Cometgate's behaviour.
+// Black-box conformance tests of the Bayeux endpoint against a checklist
+// of 117 observable behaviours of CometD 8, the reference server. Each test
+// names the checklist items it covers in a comment of the form "// #38",
+// so the mapping is greppable. Where Cometgate deliberately differs from
+// CometD the comment says "Deliberate deviation" and the test checks
+// Cometgate's behaviour.
 //
 // Not covered: #67 (CometD Authorizer ignore(): Cometgate has no
-// authorizers, only the Policy) and #115 (no timestamp extension).
+// authorizers, only the Policy).
 package gateway_test
 
 import (
