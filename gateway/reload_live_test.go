@@ -216,3 +216,50 @@ func TestReloadCookie(t *testing.T) {
 		t.Errorf("cookie after the reload = %v; want BAYEUX_BROWSER (name needs a restart), Path=/cometd, SameSite=Strict", c)
 	}
 }
+
+// limits.maxConnectionsPerAddress raised by a reload lets more
+// connections in, and the one held from before stays open; set from 0 it
+// limits the connections accepted from then on.
+func TestReloadConnectionsPerAddress(t *testing.T) {
+	srv, path := startFromFile(t, fileConfig("limits:\n  maxConnectionsPerAddress: 1\n"))
+	ctx := gatewaytest.Context(t)
+	url := "ws" + strings.TrimPrefix(bayeuxURL(srv), "http")
+	dial := func() (*gatewaytest.WSClient, int) {
+		t.Helper()
+		w, resp, err := gatewaytest.DialWebSocket(ctx, url, nil)
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(w.Close)
+		return w, http.StatusSwitchingProtocols
+	}
+	first, code := dial()
+	if code != http.StatusSwitchingProtocols {
+		t.Fatalf("first connection: %d", code)
+	}
+	if r, _, err := first.Handshake(gatewaytest.DefaultTimeout, nil); err != nil || !r.Successful() {
+		t.Fatalf("handshake: %v, %v", r, err)
+	}
+	if _, code := dial(); code != http.StatusServiceUnavailable {
+		t.Fatalf("second connection with limit 1: %d; want 503", code)
+	}
+
+	writeFile(t, path, fileConfig("limits:\n  maxConnectionsPerAddress: 3\n"))
+	if _, err := srv.Reload(ctx); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	for i := range 2 {
+		if _, code := dial(); code != http.StatusSwitchingProtocols {
+			t.Fatalf("connection %d with the limit raised to 3: %d", i+2, code)
+		}
+	}
+	if _, code := dial(); code != http.StatusServiceUnavailable {
+		t.Errorf("fourth connection with limit 3: %d; want 503", code)
+	}
+	if r, _, err := first.Call(gatewaytest.DefaultTimeout, "/meta/connect", M{"connectionType": "websocket", "advice": M{"timeout": 0}}); err != nil || !r.Successful() {
+		t.Errorf("connect on the connection from before the reload: %v, %v", r, err)
+	}
+}
