@@ -37,15 +37,34 @@ type ReloadResult struct {
 
 // liveFields are the settings Reload applies while running; a changed
 // setting not listed (or under a listed prefix) needs a restart.
-var liveFields = []string{"backends", "routes", "auth.timeout", "log.level", "log.format"}
+var liveFields = append([]string{"backends", "routes", "auth.timeout", "log.level", "log.format"}, settingFields...)
+
+// settingFields are the live settings the engine, the transport and the
+// listener read at each use (engineLimits, transportLive). cookie.name is
+// not among them: the sessions of browsers holding the cookie under its
+// old name would no longer be recognised. Nor is
+// bayeux.maxSessionsPerBrowser, whose count of held polls is kept only
+// while it is limited.
+var settingFields = []string{
+	"limits", "bayeux.maxQueue", "bayeux.maxQueueBytes", "bayeux.trustClientSession", "bayeux.multiSessionInterval",
+	"cors", "cookie.path", "cookie.domain", "cookie.maxAge", "cookie.secure", "cookie.httpOnly", "cookie.sameSite",
+}
+
+// under reports whether the dotted path f is one of paths or under one.
+func under(f string, paths []string) bool {
+	return slices.ContainsFunc(paths, func(p string) bool { return f == p || strings.HasPrefix(f, p+".") })
+}
 
 // Reload reads the configuration file again and validates it as
 // config.Load does. An invalid file is refused: every error is logged,
 // the error returned, and the running configuration is kept. A valid one
 // is applied where it can be while running: backends and routes (see
 // backend.Router.Reload: new connections before old ones close, calls in
-// flight finish) and, when the server's logger was built with
-// NewLogHandler, log.level and log.format. Settings that cannot change
+// flight finish); the settings of settingFields (limits, queue bounds,
+// CORS, the cookie but its name, trustClientSession,
+// multiSessionInterval), for the requests, websocket upgrades and frames,
+// subscribes and queued messages that follow; and, when the server's
+// logger was built with NewLogHandler, log.level and log.format. Settings that cannot change
 // while running are logged, each by name, as needing a restart, and
 // returned in NeedsRestart. No session and no held connect is dropped.
 // Reloads are serialised; Reload may be called from any goroutine once
@@ -82,6 +101,18 @@ func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	res := &ReloadResult{Applied: changes}
 	old := s.live
+	s.engine.SetLimits(engineLimits(cfg))
+	tl := transportLive(cfg)
+	tl.Cookie.Name = s.cfg.Cookie.Name // needs a restart
+	s.transport.SetLive(tl)
+	if l := s.connLimit.Load(); l != nil {
+		l.SetMax(cfg.Limits.MaxConnectionsPerAddress)
+	}
+	for _, f := range changedFields("", reflect.ValueOf(*old), reflect.ValueOf(*cfg)) {
+		if under(f, settingFields) {
+			res.Applied = append(res.Applied, f+" changed")
+		}
+	}
 	if lh := s.logHandler; lh != nil {
 		lh.Apply(cfg.Log)
 		if old.Log.Level != cfg.Log.Level {
@@ -95,7 +126,7 @@ func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {
 		cfg.Log = s.cfg.Log
 	}
 	for _, f := range changedFields("", reflect.ValueOf(*s.cfg), reflect.ValueOf(*cfg)) {
-		if !slices.ContainsFunc(liveFields, func(p string) bool { return f == p || strings.HasPrefix(f, p+".") }) {
+		if !under(f, liveFields) {
 			res.NeedsRestart = append(res.NeedsRestart, f)
 		}
 	}

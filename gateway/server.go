@@ -72,7 +72,7 @@ type Server struct {
 
 	mu          sync.Mutex // guards listener, apiListener, serveErr
 	listener    net.Listener
-	connLimit   atomic.Pointer[connlimit.Listener] // nil: no per-address limit
+	connLimit   atomic.Pointer[connlimit.Listener] // the public listener, once started
 	apiListener net.Listener
 	serveErr    chan error
 }
@@ -128,33 +128,20 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Interval:               b.Interval.D(),
 		MaxInterval:            b.MaxInterval.D(),
 		SweepPeriod:            b.SweepPeriod.D(),
-		MaxQueue:               b.MaxQueue,
-		MaxQueueBytes:          b.MaxQueueBytes,
 		NoBroadcastToPublisher: !*b.BroadcastToPublisher,
 		MetaConnectDeliverOnly: b.MetaConnectDeliverOnly,
 		ConnectionTypes:        b.ConnectionTypes,
 		Ack:                    *cfg.Extensions.Ack,
-		MaxSubscriptions:       cfg.Limits.MaxSubscriptionsPerSession,
-		MaxSubscribeChannels:   cfg.Limits.MaxChannelsPerSubscribe,
 	}, eopts...)
+	s.engine.SetLimits(engineLimits(cfg))
 	if s.status != nil {
 		s.status.Bind(s.engine)
 	}
 	ws := cfg.Transports.WebSocket
 	s.transport = transport.NewHandler(s.engine, transport.Config{
-		ConnectionTypes:    b.ConnectionTypes,
-		MaxRequestBytes:    cfg.Limits.MaxRequestBytes,
-		MaxBatch:           cfg.Limits.MaxBatch,
-		TrustClientSession: b.TrustClientSession,
-		Cookie: transport.CookieConfig{
-			Name: cfg.Cookie.Name, Path: cfg.Cookie.Path, Domain: cfg.Cookie.Domain, MaxAge: cfg.Cookie.MaxAge,
-			Secure: cfg.Cookie.Secure, HTTPOnly: *cfg.Cookie.HTTPOnly, SameSite: cfg.Cookie.SameSite,
-		},
+		ConnectionTypes:        b.ConnectionTypes,
 		MaxSessionsPerBrowser:  b.MaxSessionsPerBrowser,
-		MultiSessionInterval:   b.MultiSessionInterval.D(),
 		DuplicateConnectStatus: b.DuplicateConnectStatus,
-		AllowedOrigins:         cfg.CORS.AllowedOrigins,
-		CORSMaxAge:             cfg.CORS.MaxAge.D(),
 		CallbackParameter:      cfg.Transports.CallbackPolling.CallbackParameter,
 		MaxCallbackLength:      cfg.Transports.CallbackPolling.MaxCallbackLength,
 		WebSocket: transport.WebSocketConfig{
@@ -171,6 +158,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Logger:        s.log,
 		AnswerLatency: s.metrics.ObserveAnswer,
 	})
+	s.transport.SetLive(transportLive(cfg))
 	s.mux = http.NewServeMux()
 	s.mux.Handle(cfg.Path, s.transport)
 	s.mux.Handle(cfg.Path+"/", s.transport)
@@ -388,10 +376,9 @@ func (s *Server) Start(ctx context.Context) error {
 		s.backends.Close(ctx)
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
-	ln = connlimit.New(ln, s.cfg.Limits.MaxConnectionsPerAddress, s.log)
-	if l, ok := ln.(*connlimit.Listener); ok {
-		s.connLimit.Store(l)
-	}
+	limited := connlimit.New(ln, s.cfg.Limits.MaxConnectionsPerAddress, s.log)
+	s.connLimit.Store(limited)
+	ln = limited
 	var apiLn net.Listener
 	if s.api != nil {
 		if apiLn, err = lc.Listen(ctx, "tcp", s.cfg.API.Listen); err != nil {
@@ -545,6 +532,32 @@ func Check(cfg *config.Config) error {
 		return err
 	}
 	return s.backends.Close(context.Background())
+}
+
+// engineLimits translates the engine's settings that Reload changes.
+func engineLimits(cfg *config.Config) engine.Limits {
+	return engine.Limits{
+		MaxQueue:             cfg.Bayeux.MaxQueue,
+		MaxQueueBytes:        cfg.Bayeux.MaxQueueBytes,
+		MaxSubscriptions:     cfg.Limits.MaxSubscriptionsPerSession,
+		MaxSubscribeChannels: cfg.Limits.MaxChannelsPerSubscribe,
+	}
+}
+
+// transportLive translates the transport's settings that Reload changes.
+func transportLive(cfg *config.Config) transport.Live {
+	return transport.Live{
+		MaxRequestBytes:    cfg.Limits.MaxRequestBytes,
+		MaxBatch:           cfg.Limits.MaxBatch,
+		TrustClientSession: cfg.Bayeux.TrustClientSession,
+		Cookie: transport.CookieConfig{
+			Name: cfg.Cookie.Name, Path: cfg.Cookie.Path, Domain: cfg.Cookie.Domain, MaxAge: cfg.Cookie.MaxAge,
+			Secure: cfg.Cookie.Secure, HTTPOnly: *cfg.Cookie.HTTPOnly, SameSite: cfg.Cookie.SameSite,
+		},
+		MultiSessionInterval: cfg.Bayeux.MultiSessionInterval.D(),
+		AllowedOrigins:       cfg.CORS.AllowedOrigins,
+		CORSMaxAge:           cfg.CORS.MaxAge.D(),
+	}
 }
 
 // keptHeaders lists the request headers some backend forwards, which

@@ -75,6 +75,20 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Limits are the engine settings that SetLimits changes while running;
+// zero values mean the defaults of the Config fields of the same names.
+type Limits struct {
+	MaxQueue             int // Config.MaxQueue
+	MaxQueueBytes        int // Config.MaxQueueBytes
+	MaxSubscriptions     int // Config.MaxSubscriptions
+	MaxSubscribeChannels int // Config.MaxSubscribeChannels
+}
+
+// limits returns c's live-changeable part.
+func (c *Config) limits() Limits {
+	return Limits{MaxQueue: c.MaxQueue, MaxQueueBytes: c.MaxQueueBytes, MaxSubscriptions: c.MaxSubscriptions, MaxSubscribeChannels: c.MaxSubscribeChannels}
+}
+
 // Option configures programmatic hooks of an Engine that configuration
 // files cannot express.
 type Option interface{ apply(*Engine) }
@@ -117,6 +131,7 @@ func WithExtension(x Extension) Option {
 // Start it; Close answers held connects and stops the sweeper.
 type Engine struct {
 	cfg        Config
+	limits     atomic.Pointer[Limits] // immutable; replaced by SetLimits
 	log        *slog.Logger
 	policy     Policy   // the policies composed, or DefaultPolicy
 	policies   []Policy // as added by WithPolicy
@@ -179,6 +194,7 @@ func New(cfg Config, opts ...Option) *Engine {
 		channels: newChannels(),
 		done:     make(chan struct{}),
 	}
+	e.limits.Store(new(cfg.limits()))
 	for _, o := range opts {
 		o.apply(e)
 	}
@@ -189,8 +205,28 @@ func New(cfg Config, opts ...Option) *Engine {
 	return e
 }
 
-// Config returns the engine's effective configuration.
-func (e *Engine) Config() Config { return e.cfg }
+// Config returns the engine's effective configuration, with the limits
+// last set.
+func (e *Engine) Config() Config {
+	c := e.cfg
+	l := e.limits.Load()
+	c.MaxQueue, c.MaxQueueBytes = l.MaxQueue, l.MaxQueueBytes
+	c.MaxSubscriptions, c.MaxSubscribeChannels = l.MaxSubscriptions, l.MaxSubscribeChannels
+	return c
+}
+
+// SetLimits replaces the engine's limits while it runs; zero values mean
+// the defaults. A subscribe is checked against the limits in force when
+// it is processed, and a message queued for a session against those in
+// force when it is queued: a queue longer than a lowered bound is kept,
+// and its session is disconnected as slow on its next message unless it
+// has drained below the bound by then. Sessions, subscriptions and held
+// connects are otherwise untouched. Safe for concurrent use.
+func (e *Engine) SetLimits(l Limits) {
+	c := Config{MaxQueue: l.MaxQueue, MaxQueueBytes: l.MaxQueueBytes, MaxSubscriptions: l.MaxSubscriptions, MaxSubscribeChannels: l.MaxSubscribeChannels}
+	c.setDefaults()
+	e.limits.Store(new(c.limits()))
+}
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() *Stats { return &e.stats }

@@ -86,3 +86,43 @@ func TestSubscribeLimitRaceSubscribesNothing(t *testing.T) {
 		t.Errorf("Stats().SubscribeLimited = %d; want 1", n)
 	}
 }
+
+// SetLimits applies to the next subscribe and the next message queued;
+// fields left zero take their defaults.
+func TestSetLimitsApplyToNextUse(t *testing.T) {
+	e := newEngine(t, engine.Config{MaxQueue: 10, MaxSubscriptions: 10})
+	c := lpClient("A")
+	s := handshake(t, e, c, "")
+	subscribe := func(ch string) *bayeux.Message {
+		t.Helper()
+		r, b := send(t, e, c, `[{"channel":"/meta/subscribe","clientId":"`+s.ID()+`","subscription":"`+ch+`"}]`)
+		b.End()
+		return r[0]
+	}
+	if r := subscribe("/a"); !r.Successful {
+		t.Fatalf("subscribe /a: %s", r)
+	}
+	for range 3 {
+		if _, err := e.Publish("/a", []byte(`{}`), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e.SetLimits(engine.Limits{MaxQueue: 3, MaxSubscriptions: 1})
+	if got := e.Config(); got.MaxQueue != 3 || got.MaxSubscriptions != 1 || got.MaxQueueBytes != 4<<20 || got.MaxSubscribeChannels != 100 {
+		t.Errorf("Config() after SetLimits = queue %d, subscriptions %d, queue bytes %d, channels per subscribe %d; want 3, 1 and the defaults",
+			got.MaxQueue, got.MaxSubscriptions, got.MaxQueueBytes, got.MaxSubscribeChannels)
+	}
+	if r := subscribe("/b"); r.Successful {
+		t.Errorf("subscribe /b past the lowered limit succeeded: %s", r)
+	}
+	if e.Session(s.ID()) == nil {
+		t.Fatal("lowering the queue bound ended a session before its next message")
+	}
+	if _, err := e.Publish("/a", []byte(`{}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.Session(s.ID()) != nil || e.Stats().Dropped.Load() != 1 {
+		t.Errorf("a session holding 3 messages got a 4th under MaxQueue 3 and was kept (dropped %d)", e.Stats().Dropped.Load())
+	}
+}

@@ -346,7 +346,8 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 		r.Fail(perr)
 		return
 	}
-	if len(raws) > e.cfg.MaxSubscribeChannels {
+	lim := e.limits.Load()
+	if len(raws) > lim.MaxSubscribeChannels {
 		e.refuseSubscribe(s, r, errChannelsPerSubscribe, len(raws))
 		return
 	}
@@ -362,7 +363,7 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 		}
 		names = append(names, name)
 	}
-	if n := s.subscriptionsAfter(names); n > e.cfg.MaxSubscriptions {
+	if n := s.subscriptionsAfter(names); n > lim.MaxSubscriptions {
 		e.refuseSubscribe(s, r, errSubscriptionsPerSession, n)
 		return
 	}
@@ -378,14 +379,14 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 			r.Fail(e.denial(err, bayeux.ErrSubscribeDenied, "subscribe"))
 			return
 		}
-		isNew, err := s.addSub(name, e.cfg.MaxSubscriptions)
+		isNew, err := s.addSub(name, lim.MaxSubscriptions)
 		if err == errSubscriptionsPerSession {
 			// Another request of the session took the room meanwhile.
 			for _, ch := range fresh {
 				s.removeSub(ch)
 				e.unsubscribe(s, ch)
 			}
-			e.refuseSubscribe(s, r, err, e.cfg.MaxSubscriptions+1)
+			e.refuseSubscribe(s, r, err, lim.MaxSubscriptions+1)
 			return
 		}
 		if err != nil {

@@ -303,10 +303,11 @@ func (s *Session) enqueue(b []byte, urgent bool) {
 		s.mu.Unlock()
 		return
 	}
-	if !s.queue.Push(b, s.e.cfg.MaxQueue, s.e.cfg.MaxQueueBytes) {
+	lim := s.e.limits.Load()
+	if !s.queue.Push(b, lim.MaxQueue, lim.MaxQueueBytes) {
 		s.mu.Unlock()
 		s.e.stats.Dropped.Add(1)
-		s.e.log.Info("session queue full, disconnecting slow client", "session", s.id, "maxQueue", s.e.cfg.MaxQueue)
+		s.e.log.Info("session queue full, disconnecting slow client", "session", s.id, "maxQueue", lim.MaxQueue)
 		s.e.removeSession(s, CloseSlow, nil)
 		return
 	}
@@ -662,7 +663,8 @@ func (s *Session) close(reason CloseReason, final []byte) bool {
 		return false
 	}
 	if final != nil {
-		s.queue.Push(final, s.e.cfg.MaxQueue+1, s.e.cfg.MaxQueueBytes+len(final))
+		lim := s.e.limits.Load()
+		s.queue.Push(final, max(lim.MaxQueue, s.queue.Len())+1, max(lim.MaxQueueBytes, s.queue.Bytes())+len(final))
 	}
 	s.state = StateClosed
 	s.reason = reason

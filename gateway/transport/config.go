@@ -2,6 +2,7 @@ package transport
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -53,6 +54,28 @@ type Config struct {
 	// connect's response was written: the delivery latency of
 	// long-polling on the server's side. It must not block.
 	AnswerLatency func(time.Duration)
+}
+
+// Live are the transport settings that Handler.SetLive changes while
+// running; zero values mean the defaults of the Config fields of the same
+// names.
+type Live struct {
+	MaxRequestBytes      int           // Config.MaxRequestBytes
+	MaxBatch             int           // Config.MaxBatch
+	Cookie               CookieConfig  // Config.Cookie
+	TrustClientSession   bool          // Config.TrustClientSession
+	MultiSessionInterval time.Duration // Config.MultiSessionInterval
+	AllowedOrigins       []string      // Config.AllowedOrigins
+	CORSMaxAge           time.Duration // Config.CORSMaxAge
+}
+
+// live returns c's live-changeable part, sharing nothing with c.
+func (c *Config) live() Live {
+	return Live{
+		MaxRequestBytes: c.MaxRequestBytes, MaxBatch: c.MaxBatch, Cookie: c.Cookie,
+		TrustClientSession: c.TrustClientSession, MultiSessionInterval: c.MultiSessionInterval,
+		AllowedOrigins: slices.Clone(c.AllowedOrigins), CORSMaxAge: c.CORSMaxAge,
+	}
 }
 
 // CookieConfig shapes the BAYEUX_BROWSER cookie.

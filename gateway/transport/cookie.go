@@ -9,7 +9,7 @@ import (
 
 // browserID returns the BAYEUX_BROWSER cookie value of r, or "".
 func (h *Handler) browserID(r *http.Request) string {
-	c, err := r.Cookie(h.cfg.Cookie.Name)
+	c, err := r.Cookie(h.live.Load().Cookie.Name)
 	if err != nil {
 		return ""
 	}
@@ -24,7 +24,7 @@ func (h *Handler) setBrowserCookie(w http.ResponseWriter, r *http.Request, id st
 // browserCookie returns the BAYEUX_BROWSER cookie binding id to the
 // browser that sent r.
 func (h *Handler) browserCookie(r *http.Request, id string) *http.Cookie {
-	cc := h.cfg.Cookie
+	cc := h.live.Load().Cookie
 	c := &http.Cookie{
 		Name:     cc.Name,
 		Value:    id,

@@ -18,7 +18,7 @@ func (h *Handler) originAllowed(r *http.Request) bool {
 	if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	for _, o := range h.cfg.AllowedOrigins {
+	for _, o := range h.live.Load().AllowedOrigins {
 		if o == "*" || strings.EqualFold(o, origin) {
 			return true
 		}
@@ -49,7 +49,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
 		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
 			hd.Set("Access-Control-Allow-Headers", req)
 		}
-		hd.Set("Access-Control-Max-Age", strconv.Itoa(int(h.cfg.CORSMaxAge.Seconds())))
+		hd.Set("Access-Control-Max-Age", strconv.Itoa(int(h.live.Load().CORSMaxAge.Seconds())))
 	}
 	w.WriteHeader(http.StatusOK)
 }

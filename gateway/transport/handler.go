@@ -17,7 +17,8 @@ import (
 // transport.
 type Handler struct {
 	e        *engine.Engine
-	cfg      Config
+	cfg      Config               // its Live fields are read from live instead
+	live     atomic.Pointer[Live] // immutable; replaced by SetLive
 	browsers browsers
 	upgrader websocket.Upgrader
 	polled   websocket.Upgrader // for connections watched by the poller
@@ -50,6 +51,7 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		minted:     minted{window: cfg.WebSocket.HandshakeTimeout, max: 65536},
 		workers:    workers.New(nil),
 	}
+	h.live.Store(new(cfg.live()))
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize:    cfg.WebSocket.ReadBufferSize,
 		WriteBufferSize:   cfg.WebSocket.WriteBufferSize,
@@ -71,6 +73,22 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		}
 	}
 	return h
+}
+
+// SetLive replaces the settings of Live while the handler serves; zero
+// values mean the defaults. They apply to the requests, upgrades and
+// websocket frames that start after SetLive returns; an open websocket
+// connection keeps the frame size limit (MaxRequestBytes) it was upgraded
+// with. Sessions,
+// connections and held connects are untouched. Safe for concurrent use.
+func (h *Handler) SetLive(l Live) {
+	c := Config{
+		MaxRequestBytes: l.MaxRequestBytes, MaxBatch: l.MaxBatch, Cookie: l.Cookie,
+		TrustClientSession: l.TrustClientSession, MultiSessionInterval: l.MultiSessionInterval,
+		AllowedOrigins: l.AllowedOrigins, CORSMaxAge: l.CORSMaxAge,
+	}
+	c.setDefaults()
+	h.live.Store(new(c.live()))
 }
 
 func (h *Handler) allowed(t string) bool { return slices.Contains(h.cfg.ConnectionTypes, t) }

@@ -46,14 +46,15 @@ func ValidCallback(name string, max int) bool {
 // a POST (any content type; form-encoded bodies carry message=), or the
 // message= query parameters of a JSONP GET, which may repeat.
 func (h *Handler) readMessages(w http.ResponseWriter, r *http.Request, jsonp bool) ([]bayeux.Message, string, error) {
+	l := h.live.Load()
 	if jsonp {
 		vals := r.URL.Query()["message"]
 		if len(vals) == 0 {
 			return nil, "missing message parameter", bayeux.ErrEmptyBody
 		}
-		return h.decodeValues(vals)
+		return decodeValues(vals, l)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(h.cfg.MaxRequestBytes)))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(l.MaxRequestBytes)))
 	if err != nil {
 		if isTooLarge(err) {
 			return nil, "request body too large", err
@@ -69,29 +70,29 @@ func (h *Handler) readMessages(w http.ResponseWriter, r *http.Request, jsonp boo
 		if err != nil || len(form["message"]) == 0 {
 			return nil, "form body without message parameter", bayeux.ErrEmptyBody
 		}
-		return h.decodeValues(form["message"])
+		return decodeValues(form["message"], l)
 	}
-	msgs, err := bayeux.Decode(body, h.cfg.MaxBatch)
+	msgs, err := bayeux.Decode(body, l.MaxBatch)
 	if err != nil {
 		return nil, err.Error(), err
 	}
 	return msgs, "", nil
 }
 
-func (h *Handler) decodeValues(vals []string) ([]bayeux.Message, string, error) {
+func decodeValues(vals []string, l *Live) ([]bayeux.Message, string, error) {
 	var all []bayeux.Message
 	size := 0
 	for _, v := range vals {
 		size += len(v)
-		if size > h.cfg.MaxRequestBytes {
+		if size > l.MaxRequestBytes {
 			return nil, "request too large", bayeux.ErrBatchTooLarge
 		}
-		msgs, err := bayeux.Decode([]byte(v), h.cfg.MaxBatch)
+		msgs, err := bayeux.Decode([]byte(v), l.MaxBatch)
 		if err != nil {
 			return nil, err.Error(), err
 		}
 		all = append(all, msgs...)
-		if len(all) > h.cfg.MaxBatch {
+		if len(all) > l.MaxBatch {
 			return nil, "too many messages", bayeux.ErrBatchTooLarge
 		}
 	}
@@ -119,7 +120,7 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 		Transport:    LongPolling,
 		DeliverOnly:  jsonp,
 		Browser:      h.browserID(r),
-		TrustSession: h.cfg.TrustClientSession,
+		TrustSession: h.live.Load().TrustClientSession,
 		RemoteAddr:   r.RemoteAddr,
 		Header:       r.Header,
 	}
@@ -224,8 +225,9 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 	if !h.browsers.acquire(c.Browser, s.ID()) {
 		h.stats.browserLimited.Add(1)
 		// Another tab of this browser already holds a long poll.
-		a := &bayeux.Advice{Reconnect: bayeux.ReconnectRetry, Interval: h.cfg.MultiSessionInterval.Milliseconds(), Timeout: -1, MaxInterval: -1, MultipleClients: true}
-		if h.cfg.MultiSessionInterval < 0 {
+		interval := h.live.Load().MultiSessionInterval
+		a := &bayeux.Advice{Reconnect: bayeux.ReconnectRetry, Interval: interval.Milliseconds(), Timeout: -1, MaxInterval: -1, MultipleClients: true}
+		if interval < 0 {
 			x.Reply.Successful = false
 			a = &bayeux.Advice{Reconnect: bayeux.ReconnectNone, Interval: -1, Timeout: -1, MaxInterval: -1, MultipleClients: true}
 		}

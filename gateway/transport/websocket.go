@@ -109,18 +109,19 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if tcp, ok := sock.(*net.TCPConn); ok {
 		c.raw, _ = tcp.SyscallConn()
 	}
+	live := h.live.Load()
 	c.client = engine.Client{
 		Transport:              WebSocket,
 		Push:                   true,
 		Browser:                browser,
 		NewBrowser:             newBrowser,
-		TrustSession:           h.cfg.TrustClientSession,
+		TrustSession:           live.TrustClientSession,
 		HandshakePerConnection: h.cfg.WebSocket.RequireHandshakePerConnection,
 		RemoteAddr:             r.RemoteAddr,
 		Header:                 h.keptHeaders(r.Header),
 		Conn:                   c,
 	}
-	ws.SetReadLimit(int64(h.cfg.MaxRequestBytes))
+	ws.SetReadLimit(int64(live.MaxRequestBytes))
 	// Every frame, the library's control replies included, is framed and
 	// written by this package under wmu (wswrite.go).
 	ws.SetPingHandler(func(data string) error {
@@ -278,7 +279,7 @@ func (c *wsConn) readFrame() ([]byte, bool) {
 	_, data, err := c.ws.ReadMessage()
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
-			c.h.cfg.Logger.Debug("websocket frame too large", "remote", c.client.RemoteAddr, "limit", c.h.cfg.MaxRequestBytes)
+			c.h.cfg.Logger.Debug("websocket frame too large", "remote", c.client.RemoteAddr, "limit", c.h.live.Load().MaxRequestBytes)
 			c.closeWith(websocket.CloseMessageTooBig, "frame too large")
 		}
 		return nil, false
@@ -297,7 +298,7 @@ func (c *wsConn) handleFrame(data []byte) (ok bool) {
 			ok = false
 		}
 	}()
-	msgs, err := bayeux.Decode(data, c.h.cfg.MaxBatch)
+	msgs, err := bayeux.Decode(data, c.h.live.Load().MaxBatch)
 	switch {
 	case errors.Is(err, bayeux.ErrEmptyBatch):
 		return true // Faye clients send [] as a keep-alive

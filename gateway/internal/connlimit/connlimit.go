@@ -16,11 +16,12 @@ import (
 var refusal = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 29\r\n\r\ntoo many connections from you")
 
 // Listener wraps a net.Listener: Accept refuses (answers 503 and closes)
-// a connection whose remote IP already holds Max open ones, counts it
-// and logs at most one line a second about refusals.
+// a connection whose remote IP already holds the maximum of open ones,
+// counts it and logs at most one line a second about refusals. The
+// maximum may be changed with SetMax while it accepts.
 type Listener struct {
 	net.Listener
-	max int
+	max atomic.Int64 // <= 0: unlimited
 	log *slog.Logger
 
 	mu   sync.Mutex     // guards open
@@ -32,13 +33,17 @@ type Listener struct {
 }
 
 // New returns ln limited to max open connections per remote IP; max <= 0
-// returns ln itself, unlimited.
-func New(ln net.Listener, max int, log *slog.Logger) net.Listener {
-	if max <= 0 {
-		return ln
-	}
-	return &Listener{Listener: ln, max: max, log: log, open: make(map[string]int)}
+// means unlimited (until SetMax sets a limit).
+func New(ln net.Listener, max int, log *slog.Logger) *Listener {
+	l := &Listener{Listener: ln, log: log, open: make(map[string]int)}
+	l.max.Store(int64(max))
+	return l
 }
+
+// SetMax changes the limit for the connections accepted from now on;
+// max <= 0 means unlimited. Open connections are kept. Connections
+// accepted while unlimited are not counted against a limit set later.
+func (l *Listener) SetMax(max int) { l.max.Store(int64(max)) }
 
 // Accept returns the next connection within the limit.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -47,9 +52,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		max := int(l.max.Load())
+		if max <= 0 {
+			return c, nil
+		}
 		ip := remoteIP(c)
 		l.mu.Lock()
-		ok := l.open[ip] < l.max
+		ok := l.open[ip] < max
 		if ok {
 			l.open[ip]++
 		}
@@ -57,14 +66,14 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if ok {
 			return &conn{Conn: c, l: l, ip: ip}, nil
 		}
-		l.refuse(c, ip)
+		l.refuse(c, ip, max)
 	}
 }
 
 // Refused returns how many connections were refused.
 func (l *Listener) Refused() int64 { return l.refused.Load() }
 
-func (l *Listener) refuse(c net.Conn, ip string) {
+func (l *Listener) refuse(c net.Conn, ip string, max int) {
 	n := l.refused.Add(1)
 	// A short deadline: the answer is a courtesy, never a wait.
 	c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
@@ -73,7 +82,7 @@ func (l *Listener) refuse(c net.Conn, ip string) {
 	now := time.Now().UnixNano()
 	if last := l.lastLog.Load(); now-last >= int64(time.Second) && l.lastLog.CompareAndSwap(last, now) {
 		prev := l.reported.Swap(n)
-		l.log.Warn("connection refused: too many from one address", "remote", ip, "maxConnectionsPerAddress", l.max, "refusedSinceLastLog", n-prev)
+		l.log.Warn("connection refused: too many from one address", "remote", ip, "maxConnectionsPerAddress", max, "refusedSinceLastLog", n-prev)
 	}
 }
 
