@@ -35,30 +35,7 @@ func TestReloadLimitsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lp := gatewaytest.NewClient(bayeuxURL(srv), nil)
-	if r, _, err := lp.Handshake(ctx, nil); err != nil || !r.Successful() {
-		t.Fatalf("long-polling handshake: %v, %v", r, err)
-	}
-	if r, _, err := lp.Subscribe(ctx, "/news"); err != nil || !r.Successful() {
-		t.Fatalf("long-polling subscribe: %v, %v", r, err)
-	}
-	if r, _, err := lp.Connect(ctx, nil); err != nil || !r.Successful() {
-		t.Fatalf("long-polling connect: %v, %v", r, err)
-	}
-	held := make(chan []M, 1)
-	go func() {
-		_, msgs, _ := lp.Connect(ctx, nil)
-		held <- msgs
-	}()
-	gatewaytest.Eventually(t, gatewaytest.DefaultTimeout, func() error {
-		if s := srv.Engine().Session(lp.ClientID); s == nil || !s.Held() {
-			return errors.New("long-polling connect not held yet")
-		}
-		if s := srv.Engine().Session(ws.ClientID); s == nil || !s.Held() {
-			return errors.New("websocket connect not held yet")
-		}
-		return nil
-	})
+	lp, held := heldLongPoll(t, ctx, srv, ws)
 
 	// A publish of about 2 KB, within the default maxRequestBytes.
 	big := lp.NewMessage("/chat", M{"data": M{"text": strings.Repeat("x", 2000)}})

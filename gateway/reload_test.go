@@ -148,30 +148,7 @@ func TestReloadWhileSessionsRun(t *testing.T) {
 	}
 	tickFrom("a")
 
-	lp := gatewaytest.NewClient(bayeuxURL(srv), nil)
-	if r, _, err := lp.Handshake(ctx, nil); err != nil || !r.Successful() {
-		t.Fatalf("long-polling handshake: %v, %v", r, err)
-	}
-	if r, _, err := lp.Subscribe(ctx, "/news"); err != nil || !r.Successful() {
-		t.Fatalf("long-polling subscribe: %v, %v", r, err)
-	}
-	if r, _, err := lp.Connect(ctx, nil); err != nil || !r.Successful() {
-		t.Fatalf("long-polling connect: %v, %v", r, err)
-	}
-	held := make(chan []M, 1)
-	go func() {
-		_, msgs, _ := lp.Connect(ctx, nil)
-		held <- msgs
-	}()
-	gatewaytest.Eventually(t, gatewaytest.DefaultTimeout, func() error {
-		if s := srv.Engine().Session(lp.ClientID); s == nil || !s.Held() {
-			return errors.New("long-polling connect not held yet")
-		}
-		if s := srv.Engine().Session(ws.ClientID); s == nil || !s.Held() {
-			return errors.New("websocket connect not held yet")
-		}
-		return nil
-	})
+	lp, held := heldLongPoll(t, ctx, srv, ws)
 
 	v2 := strings.Replace(fileConfig(fmt.Sprintf("log:\n  level: debug\nbackends:\n  b:\n    target: %s\nroutes:\n  - channel: /service/x\n    backend: b\n  - channel: /service/y\n    backend: b\n  - channel: /stocks/*\n    backend: b\n", addrB)), "listen: 127.0.0.1:0\n", "listen: 127.0.0.1:1\n", 1)
 	writeFile(t, path, v2)
@@ -478,4 +455,36 @@ func (r *recorder) WriteHeader(code int) { r.code = code }
 func httptestRequest(path string) *http.Request {
 	req, _ := http.NewRequest(http.MethodGet, "http://gateway"+path, nil)
 	return req
+}
+
+// heldLongPoll subscribes a new long-polling client to /news and holds its
+// connect; it returns once that connect and ws's are both held, with the
+// channel that receives the held connect's response.
+func heldLongPoll(t *testing.T, ctx context.Context, srv *gateway.Server, ws *gatewaytest.WSClient) (*gatewaytest.Client, chan []M) {
+	t.Helper()
+	lp := gatewaytest.NewClient(bayeuxURL(srv), nil)
+	if r, _, err := lp.Handshake(ctx, nil); err != nil || !r.Successful() {
+		t.Fatalf("long-polling handshake: %v, %v", r, err)
+	}
+	if r, _, err := lp.Subscribe(ctx, "/news"); err != nil || !r.Successful() {
+		t.Fatalf("long-polling subscribe: %v, %v", r, err)
+	}
+	if r, _, err := lp.Connect(ctx, nil); err != nil || !r.Successful() {
+		t.Fatalf("long-polling connect: %v, %v", r, err)
+	}
+	held := make(chan []M, 1)
+	go func() {
+		_, msgs, _ := lp.Connect(ctx, nil)
+		held <- msgs
+	}()
+	gatewaytest.Eventually(t, gatewaytest.DefaultTimeout, func() error {
+		if s := srv.Engine().Session(lp.ClientID); s == nil || !s.Held() {
+			return errors.New("long-polling connect not held yet")
+		}
+		if s := srv.Engine().Session(ws.ClientID); s == nil || !s.Held() {
+			return errors.New("websocket connect not held yet")
+		}
+		return nil
+	})
+	return lp, held
 }
