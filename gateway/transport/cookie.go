@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 )
 
 // browserID returns the BAYEUX_BROWSER cookie value of r, or "".
@@ -45,58 +44,51 @@ func (h *Handler) browserCookie(r *http.Request, id string) *http.Cookie {
 	return c
 }
 
-// minted remembers the browser ids made for websocket upgrades in the last
-// window, so that an HTTP request carrying one is known to come from a
-// client that has just opened its websocket (engine.Client.NewBrowser).
-// It holds at most max ids; when full, new ids are not remembered (their
-// clients handshake again if they hit the race this serves).
+// minted remembers the browser ids made for websocket upgrades that have
+// not yet been on the handshake clock for HandshakeTimeout, so that an HTTP
+// request carrying one is known to come from a client that has just opened
+// its websocket (engine.Client.NewBrowser). The handshake clock forgets
+// each id when its connection's time is up. It holds at most max ids; when
+// full, new ids are not remembered (their clients handshake again if they
+// hit the race this serves).
 type minted struct {
-	window time.Duration
-	max    int
-	mu     sync.Mutex // guards ids, order
-	ids    map[string]time.Time
-	order  []string // oldest first
+	max int
+	mu  sync.Mutex // guards ids
+	ids map[string]struct{}
 }
 
-// add remembers id as made now.
-func (m *minted) add(id string) {
-	now := time.Now()
+// add remembers id; it reports false when full.
+func (m *minted) add(id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.expireLocked(now)
 	if len(m.ids) >= m.max {
-		return
+		return false
 	}
 	if m.ids == nil {
-		m.ids = make(map[string]time.Time)
+		m.ids = make(map[string]struct{})
 	}
-	m.ids[id] = now
-	m.order = append(m.order, id)
+	m.ids[id] = struct{}{}
+	return true
 }
 
-// fresh reports whether id was made within the window.
+// fresh reports whether id is remembered.
 func (m *minted) fresh(id string) bool {
 	if id == "" {
 		return false
 	}
-	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.expireLocked(now)
 	_, ok := m.ids[id]
 	return ok
 }
 
-func (m *minted) expireLocked(now time.Time) {
-	n := 0
-	for n < len(m.order) && now.Sub(m.ids[m.order[n]]) > m.window {
-		delete(m.ids, m.order[n])
-		n++
-	}
-	if n > 0 {
-		rest := copy(m.order, m.order[n:])
-		clear(m.order[rest:])
-		m.order = m.order[:rest]
+// forget drops id, and the map once empty (a map never shrinks).
+func (m *minted) forget(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.ids, id)
+	if len(m.ids) == 0 {
+		m.ids = nil
 	}
 }
 

@@ -48,7 +48,7 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		bufs:       sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
 		flushers:   flushers{delay: cfg.WebSocket.FlushDelay},
 		handshakes: handshakeClock{timeout: cfg.WebSocket.HandshakeTimeout},
-		minted:     minted{window: cfg.WebSocket.HandshakeTimeout, max: 65536},
+		minted:     minted{max: 65536},
 		workers:    workers.New(nil),
 	}
 	h.live.Store(new(cfg.live()))

@@ -8,7 +8,8 @@ import (
 )
 
 // handshakeClock closes websocket connections that have not handshaken a
-// session within HandshakeTimeout. Since the timeout is the same for all,
+// session within HandshakeTimeout, and then forgets the browser id made for
+// the connection's upgrade (Handler.minted). Since the timeout is the same for all,
 // connections join a FIFO in the order they upgrade and one goroutine,
 // running only while the FIFO is not empty, wakes at the oldest deadline:
 // a new connection costs an append, not a runtime timer of its own.
@@ -20,14 +21,16 @@ type handshakeClock struct {
 }
 
 type handshakeDue struct {
-	c  *wsConn
-	at time.Time
+	c      *wsConn
+	at     time.Time
+	minted string // browser id made for c's upgrade, if remembered
 }
 
-// watch starts c's clock.
-func (k *handshakeClock) watch(c *wsConn) {
+// watch starts c's clock; minted is the browser id made for its upgrade
+// and remembered in Handler.minted, or "".
+func (k *handshakeClock) watch(c *wsConn, minted string) {
 	k.mu.Lock()
-	k.queue = append(k.queue, handshakeDue{c, time.Now().Add(k.timeout)})
+	k.queue = append(k.queue, handshakeDue{c, time.Now().Add(k.timeout), minted})
 	start := !k.running
 	k.running = true
 	k.mu.Unlock()
@@ -37,13 +40,13 @@ func (k *handshakeClock) watch(c *wsConn) {
 }
 
 func (k *handshakeClock) run() {
-	var due []*wsConn
+	var due []handshakeDue
 	for {
 		k.mu.Lock()
 		now := time.Now()
 		n := 0
 		for n < len(k.queue) && !k.queue[n].at.After(now) {
-			due = append(due, k.queue[n].c)
+			due = append(due, k.queue[n])
 			n++
 		}
 		rest := copy(k.queue, k.queue[n:])
@@ -59,9 +62,12 @@ func (k *handshakeClock) run() {
 			wait = k.queue[0].at.Sub(now)
 		}
 		k.mu.Unlock()
-		for i, c := range due {
-			c.handshakeExpired()
-			due[i] = nil
+		for i, d := range due {
+			if d.minted != "" {
+				d.c.h.minted.forget(d.minted)
+			}
+			d.c.handshakeExpired()
+			due[i] = handshakeDue{}
 		}
 		due = due[:0]
 		if rest == 0 {

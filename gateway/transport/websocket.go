@@ -85,9 +85,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	browser := h.browserID(r)
 	newBrowser := browser == ""
 	var header http.Header
+	mintedID := ""
 	if newBrowser {
 		browser = engine.NewBrowserID()
-		h.minted.add(browser)
+		if h.minted.add(browser) {
+			mintedID = browser
+		}
 		header = http.Header{"Set-Cookie": {h.browserCookie(r, browser).String()}}
 	}
 	ws, err := up.Upgrade(hj, r, header)
@@ -141,7 +144,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	// Until it handshakes, a connection is on a clock.
 	polled := c.pollable(hj.br)
-	h.handshakes.watch(c)
+	h.handshakes.watch(c, mintedID)
 	if polled {
 		h.conns.add(c)
 		if err := h.poller.add(c); err != nil {
