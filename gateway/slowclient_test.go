@@ -142,7 +142,10 @@ func TestPausedSubscriberDoesNotStallOthers(t *testing.T) {
 				longSessions(c)
 				tc.configure(c)
 			})
-			ctx := gatewaytest.Context(t)
+			// 800 publishes of 32 KB in lockstep take 10-16 s under -race on
+			// a 2-core machine: more than gatewaytest's default deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
 			paused := pausedSubscriber(t, ctx, srv.WSURL, "/slow/a")
 			same := healthySubscriber(t, ctx, srv.WSURL, "/slow/a")
 			other := healthySubscriber(t, ctx, srv.WSURL, "/slow/b")
