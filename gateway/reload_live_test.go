@@ -77,24 +77,7 @@ func TestReloadLimitsLive(t *testing.T) {
 		t.Errorf("a 2 KB request after lowering maxRequestBytes to 1024: %v; want 413", err)
 	}
 
-	if _, err := srv.Engine().Publish("/news", []byte(`{"after":"reload"}`), nil); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case msgs := <-held:
-		ok := false
-		for _, m := range msgs {
-			if m.Channel() == "/meta/connect" && !m.Successful() {
-				t.Errorf("held long-polling connect answered %v across the reload", m)
-			}
-			ok = ok || m.Channel() == "/news"
-		}
-		if !ok {
-			t.Errorf("held long-polling connect returned %v; want the message published after the reload", msgs)
-		}
-	case <-ctx.Done():
-		t.Fatal("held long-polling connect never returned")
-	}
+	heldAnswered(t, ctx, srv, held)
 	if _, err := srv.Engine().Publish("/a", []byte(`{"after":"reload"}`), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -176,24 +176,7 @@ func TestReloadWhileSessionsRun(t *testing.T) {
 			t.Fatalf("no answer from b on the added route: %v", err)
 		}
 	}
-	if _, err := srv.Engine().Publish("/news", []byte(`{"after":"reload"}`), nil); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case msgs := <-held:
-		ok := false
-		for _, m := range msgs {
-			if m.Channel() == "/meta/connect" && !m.Successful() {
-				t.Errorf("held long-polling connect answered %v across the reload", m)
-			}
-			ok = ok || m.Channel() == "/news"
-		}
-		if !ok {
-			t.Errorf("held long-polling connect returned %v; want the message published after the reload", msgs)
-		}
-	case <-ctx.Done():
-		t.Fatal("held long-polling connect never returned")
-	}
+	heldAnswered(t, ctx, srv, held)
 	if srv.Engine().Session(ws.ClientID) == nil || srv.Engine().Session(lp.ClientID) == nil {
 		t.Error("a session was dropped by the reload")
 	}
@@ -487,4 +470,28 @@ func heldLongPoll(t *testing.T, ctx context.Context, srv *gateway.Server, ws *ga
 		return nil
 	})
 	return lp, held
+}
+
+// heldAnswered publishes on /news and checks that the long poll held by
+// heldLongPoll returns it, successfully, across the reload.
+func heldAnswered(t *testing.T, ctx context.Context, srv *gateway.Server, held chan []M) {
+	t.Helper()
+	if _, err := srv.Engine().Publish("/news", []byte(`{"after":"reload"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msgs := <-held:
+		ok := false
+		for _, m := range msgs {
+			if m.Channel() == "/meta/connect" && !m.Successful() {
+				t.Errorf("held long-polling connect answered %v across the reload", m)
+			}
+			ok = ok || m.Channel() == "/news"
+		}
+		if !ok {
+			t.Errorf("held long-polling connect returned %v; want the message published after the reload", msgs)
+		}
+	case <-ctx.Done():
+		t.Fatal("held long-polling connect never returned")
+	}
 }
