@@ -49,6 +49,9 @@ type Config struct {
 	Debug DebugConfig `yaml:"debug"`
 	// Metrics configures the Prometheus endpoint, /metrics.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Plugins are the filters, policies, authenticators and listeners on
+	// the message path.
+	Plugins PluginsConfig `yaml:"plugins"`
 }
 
 // MetricsConfig configures /metrics, which the control API's listener

@@ -115,8 +115,8 @@ func typePaths(t reflect.Type, prefix string, paths map[string]bool) {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if t == reflect.TypeFor[config.Duration]() {
-			return
+		if t == reflect.TypeFor[config.Duration]() || t == reflect.TypeFor[yaml.Node]() {
+			return // a leaf, or a module's options (checked by the plugins package)
 		}
 		for i := range t.NumField() {
 			f := t.Field(i)
