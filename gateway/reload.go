@@ -37,7 +37,7 @@ type ReloadResult struct {
 
 // liveFields are the settings Reload applies while running; a changed
 // setting not listed (or under a listed prefix) needs a restart.
-var liveFields = append([]string{"backends", "routes", "auth.timeout", "log.level", "log.format"}, settingFields...)
+var liveFields = append([]string{"backends", "routes", "auth.timeout", "log.level", "log.format", "plugins"}, settingFields...)
 
 // settingFields are the live settings the engine, the transport and the
 // listener read at each use (engineLimits, transportLive). cookie.name is
@@ -90,16 +90,30 @@ func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {
 		s.log.Error("reload refused; the running configuration is kept", "file", s.configPath, "err", err)
 		return nil, fmt.Errorf("reload %s: %w", s.configPath, err)
 	}
+	// Plugins are loaded (files read, modules compiled) before anything
+	// changes, so that a bad module refuses the whole reload.
+	set, err := s.loadPlugins(ctx, cfg.Plugins)
+	if err != nil {
+		for _, e := range flatten(err) {
+			s.log.Error("reload refused: plugins cannot be loaded; the running configuration is kept", "file", s.configPath, "err", e)
+		}
+		return nil, fmt.Errorf("reload %s: %w", s.configPath, err)
+	}
 	bc := backendConfig(cfg, s.log)
 	if *s.cfg.Demo.Enabled {
 		bc.Reserved = demo.Channels()
 	}
 	changes, err := s.backends.Reload(ctx, bc)
 	if err != nil {
+		set.Retire(ctx)
 		s.log.Error("reload refused: backends or routes cannot be applied; the running configuration is kept", "file", s.configPath, "err", err)
 		return nil, fmt.Errorf("reload %s: %w", s.configPath, err)
 	}
 	res := &ReloadResult{Applied: changes}
+	if !set.Empty() || s.engine.Plugins() != nil {
+		res.Applied = append(res.Applied, pluginSummary(set))
+	}
+	s.swapPlugins(set)
 	old := s.live
 	s.engine.SetLimits(engineLimits(cfg))
 	tl := transportLive(cfg)

@@ -26,6 +26,7 @@ import (
 	"github.com/cometgate/cometgate/gateway/metrics"
 	"github.com/cometgate/cometgate/gateway/status"
 	"github.com/cometgate/cometgate/gateway/transport"
+	"github.com/cometgate/cometgate/plugins"
 )
 
 // Option sets a programmatic hook of the Server.
@@ -65,6 +66,10 @@ type Server struct {
 
 	logHandler *LogHandler // the logger's handler, when built with NewLogHandler
 
+	registry       *plugins.Registry // WithRegistry, or the built-in modules
+	pluginShared   *plugins.Shared   // values kept across plugin reloads
+	pluginCounters *plugins.Counters // filter outcomes, across reloads
+
 	configPath string         // WithConfigFile; "" when none
 	started    atomic.Bool    // Start has finished
 	reloadMu   sync.Mutex     // serialises Reload; guards live
@@ -80,7 +85,8 @@ type Server struct {
 // New builds a Server from cfg, which must have been validated (as
 // config.Load does). Nothing is started.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	s := &Server{cfg: cfg, live: cfg, log: slog.Default(), metrics: metrics.New()}
+	s := &Server{cfg: cfg, live: cfg, log: slog.Default(), metrics: metrics.New(),
+		pluginShared: new(plugins.Shared), pluginCounters: new(plugins.Counters)}
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -134,6 +140,19 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Ack:                    *cfg.Extensions.Ack,
 	}, eopts...)
 	s.engine.SetLimits(engineLimits(cfg))
+	set, err := s.loadPlugins(context.Background(), cfg.Plugins)
+	if err != nil {
+		router.Close(context.Background())
+		s.pluginShared.Close()
+		return nil, err
+	}
+	s.engine.SetPlugins(set)
+	// From here on, a failure must also undo the plugins.
+	undo := func(err error) (*Server, error) {
+		router.Close(context.Background())
+		s.closePlugins(context.Background())
+		return nil, err
+	}
 	if s.status != nil {
 		s.status.Bind(s.engine)
 	}
@@ -171,14 +190,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		// A call route on a demo channel would answer each call twice.
 		for _, ch := range demo.Channels() {
 			if p := router.CallRoute(ch); p != "" {
-				router.Close(context.Background())
-				return nil, fmt.Errorf("routes: %s: also matches %s, which the demo chat serves; set demo.enabled: false or route other channels", p, ch)
+				return undo(fmt.Errorf("routes: %s: also matches %s, which the demo chat serves; set demo.enabled: false or route other channels", p, ch))
 			}
 		}
 		chat, err := demo.Register(s.engine)
 		if err != nil {
-			router.Close(context.Background())
-			return nil, fmt.Errorf("demo: %w", err)
+			return undo(fmt.Errorf("demo: %w", err))
 		}
 		s.chat = chat
 		s.mux.Handle("/", demo.Handler())
@@ -186,13 +203,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.http = s.newHTTPServer(s.mux)
 	if cfg.APIEnabled() {
 		if err := s.buildAPI(); err != nil {
-			router.Close(context.Background())
-			return nil, err
+			return undo(err)
 		}
 	}
 	if err := s.metrics.Register(s.metricSources()); err != nil {
-		router.Close(context.Background())
-		return nil, fmt.Errorf("metrics: %w", err)
+		return undo(fmt.Errorf("metrics: %w", err))
 	}
 	return s, nil
 }
@@ -363,10 +378,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.backends.Start(ctx, s.engine); err != nil {
 		s.backends.Close(ctx)
+		s.closePlugins(ctx)
 		return fmt.Errorf("start backends: %w", err)
 	}
 	if err := s.engine.Start(ctx); err != nil {
 		s.backends.Close(ctx)
+		s.closePlugins(ctx)
 		return fmt.Errorf("start engine: %w", err)
 	}
 	var lc net.ListenConfig
@@ -374,6 +391,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		s.engine.Close(ctx)
 		s.backends.Close(ctx)
+		s.closePlugins(ctx)
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
 	limited := connlimit.New(ln, s.cfg.Limits.MaxConnectionsPerAddress, s.log)
@@ -385,6 +403,8 @@ func (s *Server) Start(ctx context.Context) error {
 			ln.Close()
 			s.engine.Close(ctx)
 			s.backends.Close(ctx)
+			s.closePlugins(ctx)
+		s.closePlugins(ctx)
 			return fmt.Errorf("listen on %s (api.listen): %w", s.cfg.API.Listen, err)
 		}
 	}
@@ -516,8 +536,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownStep("listeners stopped", errHTTP)
 	errBackends := s.backends.Close(ctx)
 	s.shutdownStep("backends closed", errBackends)
+	errPlugins := s.closePlugins(ctx)
+	s.shutdownStep("plugins cleaned up", errPlugins)
 	s.log.Info("cometgate stopped", "took", time.Since(start))
-	return errors.Join(errEngine, errHTTP, errBackends)
+	return errors.Join(errEngine, errHTTP, errBackends, errPlugins)
 }
 
 // Backends returns the backend router, for tests and embedding programs.

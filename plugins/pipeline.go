@@ -31,8 +31,12 @@ type Set struct {
 	modules []any // every module, for Cleanup
 	log     *slog.Logger
 
-	cache   sync.Map // channel name -> *Route (nil Route for none)
-	cached  atomic.Int32
+	// cache maps channel names to their routes (nil for none): read
+	// without locks, replaced by a copy with one more entry under cacheMu
+	// (channels are few and long-lived; past maxCachedRoutes the patterns
+	// are matched on each message instead).
+	cache   atomic.Pointer[map[string]*Route]
+	cacheMu sync.Mutex
 	using   atomic.Int64
 	retired atomic.Bool
 }
@@ -90,16 +94,34 @@ func (s *Set) Route(name string) *Route {
 	if s == nil || len(s.routes) == 0 {
 		return nil
 	}
-	if r, ok := s.cache.Load(name); ok {
-		return r.(*Route)
-	}
-	r := s.resolve(name)
-	if s.cached.Load() < maxCachedRoutes {
-		if _, loaded := s.cache.LoadOrStore(name, r); !loaded {
-			s.cached.Add(1)
+	if m := s.cache.Load(); m != nil {
+		if r, ok := (*m)[name]; ok {
+			return r
 		}
 	}
+	r := s.resolve(name)
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	old := s.cache.Load()
+	if old != nil && len(*old) >= maxCachedRoutes {
+		return r
+	}
+	m := make(map[string]*Route, 1+lenOf(old))
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	m[name] = r
+	s.cache.Store(&m)
 	return r
+}
+
+func lenOf(m *map[string]*Route) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
 }
 
 func (s *Set) resolve(name string) *Route {
@@ -361,3 +383,11 @@ func Load(ctx *Context, reg *Registry, cfg config.PluginsConfig, counters *Count
 
 // Logger returns the logger s was loaded with.
 func (s *Set) Logger() *slog.Logger { return s.log }
+
+// Patterns returns how many channel patterns have filter chains.
+func (s *Set) Patterns() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.routes)
+}

@@ -236,6 +236,11 @@ type Policy interface {
 	Authorize(ctx context.Context, r *Request) error
 }
 
+// ErrDenied is returned (or wrapped) by a Policy to deny with the
+// operation's standard error, as CometD sends it (for example
+// 403::subscribe_denied), without a reason of its own.
+var ErrDenied = errors.New("plugins: denied")
+
 // Identity is what an authenticator establishes for a handshake.
 type Identity struct {
 	User  string

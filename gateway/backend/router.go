@@ -12,6 +12,7 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/plugins"
 	"github.com/cometgate/cometgate/gateway/internal/workers"
 )
 
@@ -361,6 +362,9 @@ func (r *Router) CallRoute(channel string) string {
 // answered with 404::service_unknown.
 func (r *Router) onPublish(typ, pattern string) engine.PublishHandler {
 	return func(ctx context.Context, s *engine.Session, m *bayeux.Message) error {
+		if typ == TypePublish && engine.SourceFrom(ctx) == plugins.FromBackend {
+			return nil // a backend's own stream message: publish hooks are for clients and the API
+		}
 		name, _, _ := bayeux.ParseChannel(m.Channel) // as the engine matched it
 		for range 2 {
 			rt := r.cur.Load().table(typ).match(name)

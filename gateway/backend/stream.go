@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -314,7 +315,9 @@ func (r *Router) relay(st *activeStream, u *upstream) {
 			s.Deliver(m)
 		}
 	default:
-		r.e.Publish(name, data, u.ext)
+		if _, err := r.e.Publish(name, data, u.ext); err != nil && !errors.Is(err, engine.ErrClosing) {
+			r.log.Debug("stream message refused", "route", rt.pattern, "channel", name, "err", err)
+		}
 	}
 }
 

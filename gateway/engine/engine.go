@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/plugins"
 )
 
 // Config holds the engine settings. The zero value of each field means the
@@ -143,6 +144,7 @@ type Engine struct {
 	users      map[string]map[*Session]struct{}
 
 	channels *channels
+	plugins  atomic.Pointer[plugins.Set] // nil when none; see SetPlugins
 
 	listenersMu sync.RWMutex // guards the listener slices
 	publishers  []publishHandler
@@ -181,6 +183,17 @@ type Stats struct {
 	// SubscribeLimited counts subscribe messages refused by
 	// MaxSubscriptions or MaxSubscribeChannels.
 	SubscribeLimited atomic.Int64
+	// FilteredIn counts messages an inbound filter rejected; FilteredOut,
+	// deliveries an outbound filter dropped.
+	FilteredIn  atomic.Int64
+	FilteredOut atomic.Int64
+	// PolicyDenied counts operations a plugin policy denied; AuthFailed,
+	// handshakes the authenticators refused.
+	PolicyDenied atomic.Int64
+	AuthFailed   atomic.Int64
+	// CredentialsExpired counts sessions ended because the credentials
+	// they handshook with expired.
+	CredentialsExpired atomic.Int64
 }
 
 // New returns an Engine with cfg and opts applied. It starts nothing.
@@ -198,10 +211,13 @@ func New(cfg Config, opts ...Option) *Engine {
 	for _, o := range opts {
 		o.apply(e)
 	}
-	e.policy = DefaultPolicy{}
-	if len(e.policies) > 0 {
-		e.policy = append(Policies{DefaultPolicy{}}, e.policies...)
-	}
+	// The built-in rules, then the plugins' (authenticators first), then
+	// those of WithPolicy (the backends' hooks).
+	e.policy = append(Policies{DefaultPolicy{}, pluginPolicy{e}}, e.policies...)
+	pl := pluginListeners{e}
+	e.added = append(e.added, pl.added)
+	e.removed = append(e.removed, pl.removed)
+	e.subs = append(e.subs, pl)
 	return e
 }
 
@@ -353,9 +369,14 @@ func (e *Engine) sweep() {
 			return
 		case now := <-t.C:
 			for _, s := range e.Sessions() {
-				if s.expired(now) {
+				switch {
+				case s.expired(now):
 					e.stats.Expired.Add(1)
 					e.removeSession(s, CloseExpired, nil)
+				case s.credentialsExpired(now):
+					e.stats.CredentialsExpired.Add(1)
+					e.log.Debug("session credentials expired", "session", s.id)
+					s.Disconnect()
 				}
 			}
 			e.channels.sweep()

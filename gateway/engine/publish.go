@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/plugins"
 )
 
 // PublishHandler is called for a client's publish to a channel matching the
@@ -88,31 +89,8 @@ func (e *Engine) publish(ctx context.Context, x *Exchange) {
 		r.Fail(bayeux.ErrChannelInvalid)
 		return
 	}
-	kind := bayeux.KindOf(name)
-	if kind != bayeux.KindService && !e.channels.exists(name) {
-		if err := e.policy.CanCreate(ctx, s, name, m); err != nil {
-			r.Fail(e.denial(err, bayeux.ErrChannelCreateDenied, "create"))
-			return
-		}
-		e.channels.create(name)
-	}
-	if err := e.policy.CanPublish(ctx, s, name, m); err != nil {
-		r.Fail(e.denial(err, bayeux.ErrPublishDenied, "publish"))
-		return
-	}
-	if kind == bayeux.KindService && !e.handled(name) {
-		r.Fail(errServiceUnknown)
-		return
-	}
-	if err := e.runHandlers(ctx, s, name, m); err != nil {
+	if _, err := e.inbound(ctx, plugins.FromClient, s, name, m); err != nil {
 		r.Fail(err)
-		return
-	}
-	if kind == bayeux.KindService {
-		return
-	}
-	if _, err := e.broadcast(s, name, m.Data, m.Ext); err != nil {
-		r.Fail(errShuttingDown) // not acknowledged: the client may publish again elsewhere
 	}
 }
 
@@ -132,13 +110,17 @@ func (e *Engine) handled(name string) bool {
 	return false
 }
 
-func (e *Engine) runHandlers(ctx context.Context, s *Session, name string, m *bayeux.Message) *bayeux.Error {
+func (e *Engine) runHandlers(ctx context.Context, src plugins.Source, s *Session, name string, m *bayeux.Message) *bayeux.Error {
 	e.listenersMu.RLock()
 	hs := e.publishers
 	e.listenersMu.RUnlock()
+	wrapped := false
 	for _, h := range hs {
 		if !bayeux.Match(h.pattern, name) {
 			continue
+		}
+		if !wrapped {
+			ctx, wrapped = withSource(ctx, src), true
 		}
 		if err := e.callHandler(ctx, h.fn, s, m); err != nil {
 			var be *bayeux.Error
@@ -167,41 +149,115 @@ func (e *Engine) callHandler(ctx context.Context, fn PublishHandler, s *Session,
 // broadcast channel.
 var ErrInvalidChannel = errors.New("engine: not a valid broadcast channel")
 
-// PublishChecked broadcasts m from the server side (an API call) through
-// the same path as a client's publish without a session: the policy's
-// CanCreate and CanPublish, then the publish handlers (which may rewrite
-// m.Data or veto), then fan-out. It returns how many sessions the message
-// was queued for; errors are ErrInvalidChannel, ErrClosing or a
-// *bayeux.Error.
+// PublishChecked broadcasts m from the control API through the inbound
+// path as a client's publish without a session (see inbound). It returns
+// how many sessions the message was queued for; errors are
+// ErrInvalidChannel, ErrClosing or a *bayeux.Error.
 func (e *Engine) PublishChecked(ctx context.Context, m *bayeux.Message) (int, error) {
+	return e.Inject(ctx, plugins.FromAPI, m)
+}
+
+// Publish broadcasts data (and ext, which may be nil) on channel from a
+// server component (a backend stream, the demo) through the inbound path,
+// and returns how many sessions it was queued for. The channel must be a
+// valid, non-wildcard broadcast channel. Once the engine is closing, it
+// fails with ErrClosing.
+func (e *Engine) Publish(channel string, data, ext json.RawMessage) (int, error) {
+	return e.Inject(context.Background(), plugins.FromBackend, &bayeux.Message{Channel: channel, Data: data, Ext: ext})
+}
+
+// Inject sends broadcast message m into the engine from src, which is not
+// FromClient (clients publish through Process): FromAPI (checked by the
+// policies like a client's publish), FromBackend (a trusted component), or
+// FromBroker (another node, whose inbound path has already run the
+// policies, the inbound filters and the publish handlers: only fan-out is
+// left). It returns how many sessions m was queued for; errors are
+// ErrInvalidChannel, ErrClosing or a *bayeux.Error.
+func (e *Engine) Inject(ctx context.Context, src plugins.Source, m *bayeux.Message) (int, error) {
 	name, wild, ok := bayeux.ParseChannel(m.Channel)
 	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) != bayeux.KindBroadcast {
 		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, m.Channel)
 	}
-	if !e.channels.exists(name) {
-		if err := e.policy.CanCreate(ctx, nil, name, m); err != nil {
-			return 0, e.denial(err, bayeux.ErrChannelCreateDenied, "create")
+	n, err := e.inbound(ctx, src, nil, name, m)
+	if err != nil {
+		if err == errShuttingDown {
+			return 0, ErrClosing
 		}
-	}
-	if err := e.policy.CanPublish(ctx, nil, name, m); err != nil {
-		return 0, e.denial(err, bayeux.ErrPublishDenied, "publish")
-	}
-	if err := e.runHandlers(ctx, nil, name, m); err != nil {
 		return 0, err
 	}
-	return e.broadcast(nil, name, m.Data, m.Ext)
+	return n, nil
 }
 
-// Publish broadcasts data (and ext, which may be nil) on channel from the
-// server side and returns how many sessions it was queued for. The channel
-// must be a valid, non-wildcard broadcast channel. Once the engine is
-// closing, it fails with ErrClosing.
-func (e *Engine) Publish(channel string, data, ext json.RawMessage) (int, error) {
-	name, wild, ok := bayeux.ParseChannel(channel)
-	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) != bayeux.KindBroadcast {
-		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, channel)
+// inbound is the one path by which every publish enters the engine: a
+// client's (s is its session) on any transport, the control API's, a
+// backend stream's, and another node's through the broker. In order:
+//
+//  1. the policies' CanCreate (for a channel not known yet) and
+//     CanPublish, for clients and the API;
+//  2. a client's publish to a /service/ channel that no handler serves is
+//     refused with 404::service_unknown;
+//  3. the inbound filters of the channel, once per message (plugins);
+//  4. the publish handlers (remote calls, backend publish hooks), which
+//     see the source through SourceFrom(ctx);
+//  5. for broadcast channels, fan-out: the message is encoded once and
+//     passes each subscriber's outbound point (see deliver).
+//
+// A message from the broker skips 1 to 4: the node where it entered ran
+// them. A failure returns the Bayeux error for the publisher.
+func (e *Engine) inbound(ctx context.Context, src plugins.Source, s *Session, name string, m *bayeux.Message) (int, *bayeux.Error) {
+	kind := bayeux.KindOf(name)
+	if src == plugins.FromClient || src == plugins.FromAPI {
+		if kind != bayeux.KindService && !e.channels.exists(name) {
+			if err := e.policy.CanCreate(ctx, s, name, m); err != nil {
+				return 0, e.denial(err, bayeux.ErrChannelCreateDenied, "create")
+			}
+			if s != nil {
+				e.channels.create(name)
+			}
+		}
+		if err := e.policy.CanPublish(ctx, s, name, m); err != nil {
+			return 0, e.denial(err, bayeux.ErrPublishDenied, "publish")
+		}
+		if kind == bayeux.KindService && !e.handled(name) {
+			return 0, errServiceUnknown
+		}
 	}
-	return e.broadcast(nil, name, data, ext)
+	var route *plugins.Route
+	if p := e.plugins.Load(); p != nil {
+		route = p.Route(name)
+	}
+	if src != plugins.FromBroker {
+		if route != nil && len(route.In) > 0 {
+			if err := e.filterIn(ctx, src, s, route, m); err != nil {
+				return 0, err
+			}
+		}
+		if err := e.runHandlers(ctx, src, s, name, m); err != nil {
+			return 0, err
+		}
+	}
+	if kind == bayeux.KindService {
+		return 0, nil
+	}
+	n, err := e.broadcast(s, name, m.Data, m.Ext, route)
+	if err != nil {
+		return 0, errShuttingDown // not acknowledged: the client may publish again elsewhere
+	}
+	return n, nil
+}
+
+type sourceKey struct{}
+
+// withSource records where a message came from for the publish handlers.
+func withSource(ctx context.Context, src plugins.Source) context.Context {
+	return context.WithValue(ctx, sourceKey{}, src)
+}
+
+// SourceFrom returns where the message a publish handler is called for
+// came from (a client, the API, a backend stream), or 0 outside one.
+func SourceFrom(ctx context.Context) plugins.Source {
+	src, _ := ctx.Value(sourceKey{}).(plugins.Source)
+	return src
 }
 
 // ErrClosing is returned for a publish once the engine is shutting down:
@@ -211,11 +267,15 @@ var ErrClosing = errors.New("engine: shutting down")
 var sessionSlices = sync.Pool{New: func() any { s := make([]*Session, 0, 64); return &s }}
 
 // broadcast encodes {channel, data, ext} once (never the publisher's id or
-// clientId) and queues the same bytes for every matching subscriber.
-func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage) (int, error) {
+// clientId) and queues the same bytes for every matching subscriber,
+// through each one's outbound point when the channel has outbound filters.
+func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage, route *plugins.Route) (int, error) {
 	out := bayeux.Message{Channel: name, Data: data, Ext: ext}
 	e.send(&out)
 	b := bayeux.AppendMessage(make([]byte, 0, 32+len(name)+len(data)+len(ext)), &out)
+	if route != nil && len(route.Out) > 0 {
+		return e.fanoutFiltered(name, b, from, &out, route.Out)
+	}
 	return e.Fanout(name, b, from)
 }
 
@@ -225,7 +285,20 @@ func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage
 // modified afterwards. Once Close has begun it queues nothing and fails
 // with ErrClosing: a message is either queued for every subscriber before
 // their sessions end (and goes out with their final replies) or refused.
+// Fanout bypasses the channel's outbound filters: it is for bytes that
+// have passed them (or a channel that has none).
 func (e *Engine) Fanout(name string, b []byte, from *Session) (int, error) {
+	return e.fanout(name, b, from, nil, nil)
+}
+
+// fanoutFiltered is Fanout with outbound filters: each subscriber's
+// delivery passes them (see filterOut), and gets b unless a filter
+// rewrote it for that subscriber.
+func (e *Engine) fanoutFiltered(name string, b []byte, from *Session, m *bayeux.Message, out plugins.Chain) (int, error) {
+	return e.fanout(name, b, from, m, out)
+}
+
+func (e *Engine) fanout(name string, b []byte, from *Session, m *bayeux.Message, out plugins.Chain) (int, error) {
 	// Counted in flight before closing is checked, and Close sets closing
 	// before it waits for the count to reach zero: a fan-out either sees
 	// closing or is waited for. (A counter, not a lock: a fan-out may
@@ -239,12 +312,16 @@ func (e *Engine) Fanout(name string, b []byte, from *Session) (int, error) {
 	p := sessionSlices.Get().(*[]*Session)
 	subs := e.channels.match(name, (*p)[:0])
 	n := 0
-	for _, s := range subs {
-		if s == from && e.cfg.NoBroadcastToPublisher {
-			continue
+	if out == nil {
+		for _, s := range subs {
+			if s == from && e.cfg.NoBroadcastToPublisher {
+				continue
+			}
+			s.enqueue(b, false)
+			n++
 		}
-		s.enqueue(b, false)
-		n++
+	} else {
+		n = e.fanoutThrough(subs, from, b, m, out)
 	}
 	clear(subs)
 	*p = subs[:0]

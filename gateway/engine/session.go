@@ -138,6 +138,8 @@ type Session struct {
 	// taken before its first connect (see fromBrowser)
 	browser, alias string
 	user           string
+	roles          []string // from the handshake's authenticator
+	authExpires    int64    // when its credentials expire (UnixNano), 0 never
 	attrs          map[string]any
 }
 
@@ -280,13 +282,13 @@ func (s *Session) Disconnect() {
 }
 
 // Deliver queues m for this session alone (narrowcast), whatever its
-// subscriptions; the engine's Senders see m first, then it is encoded at
-// once and may be reused after return.
+// subscriptions; the engine's Senders see m first, then the outbound
+// filters of its channel (which may drop it for this session), then it is
+// encoded at once and may be reused after return.
 // The reply to a remote call is a Deliver on the request's channel with
 // the request's id.
 func (s *Session) Deliver(m *bayeux.Message) {
-	s.e.send(m)
-	s.enqueue(bayeux.AppendMessage(nil, m), true)
+	s.e.deliver(s, m)
 }
 
 // DeliverData is Deliver of {channel, data, id}.
@@ -308,6 +310,7 @@ func (s *Session) enqueue(b []byte, urgent bool) {
 		s.mu.Unlock()
 		s.e.stats.Dropped.Add(1)
 		s.e.log.Info("session queue full, disconnecting slow client", "session", s.id, "maxQueue", lim.MaxQueue)
+		pluginListeners{s.e}.queueMaxed(s, lim.MaxQueue)
 		s.e.removeSession(s, CloseSlow, nil)
 		return
 	}

