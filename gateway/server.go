@@ -404,7 +404,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.engine.Close(ctx)
 			s.backends.Close(ctx)
 			s.closePlugins(ctx)
-		s.closePlugins(ctx)
+			s.closePlugins(ctx)
 			return fmt.Errorf("listen on %s (api.listen): %w", s.cfg.API.Listen, err)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
-	"github.com/cometgate/cometgate/plugins"
 	"github.com/cometgate/cometgate/gateway/internal/workers"
+	"github.com/cometgate/cometgate/plugins"
 )
 
 // Router owns the backend connections and routes of a node. Build it with
