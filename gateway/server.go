@@ -328,7 +328,7 @@ func (s *Server) guardedMetrics(svc *api.Service) http.Handler {
 
 // metricSources lists the components /metrics reads at scrape time.
 func (s *Server) metricSources() metrics.Sources {
-	src := metrics.Sources{Engine: s.engine, Transport: s.transport, Backends: s.backends, RefusedConnections: s.RefusedConnections}
+	src := metrics.Sources{Engine: s.engine, Transport: s.transport, Backends: s.backends, RefusedConnections: s.RefusedConnections, Plugins: s.pluginCounters}
 	if svc := s.apiSvc; svc != nil {
 		src.APIRefused = func() map[string]int64 {
 			r := svc.Refused()

@@ -8,6 +8,7 @@ import (
 	"github.com/cometgate/cometgate/gateway/backend"
 	"github.com/cometgate/cometgate/gateway/engine"
 	"github.com/cometgate/cometgate/gateway/transport"
+	"github.com/cometgate/cometgate/plugins"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -95,6 +96,8 @@ type Sources struct {
 	// APIRefused counts REST requests refused by the control API's
 	// browser checks, by reason (host, origin, contentType).
 	APIRefused func() map[string]int64
+	// Plugins counts the filters' outcomes.
+	Plugins *plugins.Counters
 }
 
 // Register adds the collectors that read src's counters when scraped,
@@ -147,6 +150,11 @@ var (
 	descGaps              = desc("backend_gap_notices_total", "Gap notices sent because a reopened stream may have lost messages.")
 	descInvalid           = desc("backend_stream_invalid_total", "Upstream stream messages dropped as not valid JSON or UTF-8.")
 	descBackendUp         = desc("backend_up", "1 if the backend's last request reached it, 0 if it found it unreachable.", "backend")
+	descFilter            = desc("filter_messages_total", "Messages seen by plugin filters, by filter module, direction (inbound: once per message; outbound: per delivery) and outcome (passed, rewritten, rejected, failed: an error, a panic, invalid output or a trapped WebAssembly guest).", "filter", "direction", "outcome")
+	descFilteredOut       = desc("deliveries_filtered_total", "Deliveries dropped for one session by an outbound filter.")
+	descPolicyDenied      = desc("policy_denied_total", "Operations denied by plugin policies.")
+	descAuthFailed        = desc("auth_failed_total", "Handshakes refused by the plugin authenticators (no credentials, refused credentials, authenticator unavailable).")
+	descCredsExpired      = desc("credentials_expired_total", "Sessions disconnected because the credentials they handshook with expired.")
 	descAPIRefused        = desc("api_refused_total", "REST requests refused by the control API's browser checks, by reason.", "reason")
 )
 
@@ -184,6 +192,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descSessionsClosed, c.closed[r].Load(), r.String())
 		}
 		limits["maxSubscriptions"] = st.SubscribeLimited.Load()
+		counter(descFilteredOut, st.FilteredOut.Load())
+		counter(descPolicyDenied, st.PolicyDenied.Load())
+		counter(descAuthFailed, st.AuthFailed.Load())
+		counter(descCredsExpired, st.CredentialsExpired.Load())
+	}
+	if p := src.Plugins; p != nil {
+		p.Filters(func(k plugins.FilterKey, fc *plugins.FilterCounts) {
+			d := k.Direction.String()
+			counter(descFilter, fc.Passed.Load(), k.Module, d, "passed")
+			counter(descFilter, fc.Rewritten.Load(), k.Module, d, "rewritten")
+			counter(descFilter, fc.Rejected.Load(), k.Module, d, "rejected")
+			counter(descFilter, fc.Failed.Load(), k.Module, d, "failed")
+		})
 	}
 	if h := src.Transport; h != nil {
 		n := h.Counts()
