@@ -546,14 +546,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Backends() *backend.Router { return s.backends }
 
 // Check builds everything cfg describes without starting or connecting
-// anything, to report route and backend errors (as gateway -check-config
-// does). Methods bound through server reflection are checked at start.
-func Check(cfg *config.Config) error {
-	s, err := New(cfg, WithLogger(slog.New(slog.DiscardHandler)))
+// anything, to report route, backend and plugin errors (as gateway
+// -check-config does): plugin modules are provisioned (their files read,
+// WebAssembly compiled) and cleaned up. Pass WithConfigFile so that
+// relative file names in plugin options resolve as when running. Methods bound through server reflection are checked at start.
+func Check(cfg *config.Config, opts ...Option) error {
+	s, err := New(cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		return err
 	}
-	return s.backends.Close(context.Background())
+	return errors.Join(s.backends.Close(context.Background()), s.closePlugins(context.Background()))
 }
 
 // engineLimits translates the engine's settings that Reload changes.

@@ -102,7 +102,7 @@ Flags:
 func checkConfig(path string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(path)
 	if err == nil {
-		err = gateway.Check(cfg)
+		err = gateway.Check(cfg, gateway.WithConfigFile(path))
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
