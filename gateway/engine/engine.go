@@ -151,6 +151,7 @@ type Engine struct {
 	added       []func(*Session)
 	removed     []func(*Session, CloseReason)
 	subs        []SubscriptionListener
+	queueMaxed  []func(*Session, int)
 	senders     []Sender // the extensions that are also Senders
 
 	fanouts   atomic.Int64 // fan-outs in progress (see Fanout)
@@ -218,6 +219,7 @@ func New(cfg Config, opts ...Option) *Engine {
 	e.added = append(e.added, pl.added)
 	e.removed = append(e.removed, pl.removed)
 	e.subs = append(e.subs, pl)
+	e.queueMaxed = append(e.queueMaxed, pl.queueMaxed)
 	return e
 }
 

@@ -578,3 +578,31 @@ func BenchmarkFanoutPlugins(b *testing.B) {
 		})
 	}
 }
+
+func TestQueueMaxedListener(t *testing.T) {
+	e := newEngine(t, engine.Config{MaxQueue: 2})
+	shared := new(plugins.Shared)
+	e.SetPlugins(loadSet(t, shared, `listeners: [{module: record}]`))
+	evs, _ := shared.Get("events", nil)
+	events := evs.(chan string)
+	var engineSaw []int
+	e.OnQueueMaxed(func(_ *engine.Session, n int) { engineSaw = append(engineSaw, n) })
+	c := lpClient("A")
+	s := handshake(t, e, c, "")
+	s.SetUser("sam")
+	subscribe(t, e, c, s, "/q")
+	for range 3 {
+		e.Publish("/q", json.RawMessage(`1`), nil)
+	}
+	var got []string
+	for len(events) > 0 {
+		got = append(got, <-events)
+	}
+	want := "added |subscribed sam /q 1|queuemaxed sam 2|unsubscribed sam /q 0|removed sam slow"
+	if strings.Join(got, "|") != want {
+		t.Errorf("listener events %q; want %q", strings.Join(got, "|"), want)
+	}
+	if len(engineSaw) != 1 || engineSaw[0] != 2 {
+		t.Errorf("OnQueueMaxed saw %v; want [2]", engineSaw)
+	}
+}

@@ -56,6 +56,15 @@ func (e *Engine) OnSessionRemoved(fn func(*Session, CloseReason)) {
 	e.removed = append(e.removed, fn)
 }
 
+// OnQueueMaxed registers fn to run when a session's queue overflows its
+// bound (with the bound), just before the session is disconnected as slow
+// (CometD's QueueMaxedListener, without its power to keep the message).
+func (e *Engine) OnQueueMaxed(fn func(*Session, int)) {
+	e.listenersMu.Lock()
+	defer e.listenersMu.Unlock()
+	e.queueMaxed = append(e.queueMaxed, fn)
+}
+
 // SubscriptionListener is told about every subscription change, with the
 // channel's subscriber count after the change (so 1 means "first" and 0
 // "last"). Methods are called without engine locks held.

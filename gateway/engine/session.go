@@ -310,7 +310,12 @@ func (s *Session) enqueue(b []byte, urgent bool) {
 		s.mu.Unlock()
 		s.e.stats.Dropped.Add(1)
 		s.e.log.Info("session queue full, disconnecting slow client", "session", s.id, "maxQueue", lim.MaxQueue)
-		pluginListeners{s.e}.queueMaxed(s, lim.MaxQueue)
+		s.e.listenersMu.RLock()
+		maxed := s.e.queueMaxed
+		s.e.listenersMu.RUnlock()
+		for _, fn := range maxed {
+			fn(s, lim.MaxQueue)
+		}
 		s.e.removeSession(s, CloseSlow, nil)
 		return
 	}
