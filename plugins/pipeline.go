@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cometgate/cometgate/config"
 	"github.com/cometgate/cometgate/gateway/bayeux"
@@ -39,6 +38,8 @@ type Set struct {
 	cacheMu sync.Mutex
 	using   atomic.Int64
 	retired atomic.Bool
+	idle    chan struct{} // closed by the Release that leaves a retired set unused
+	idleOne sync.Once
 }
 
 // NamedPolicy is a policy and the name of its module.
@@ -150,7 +151,11 @@ func (s *Set) Acquire() bool {
 }
 
 // Release ends a use begun by Acquire.
-func (s *Set) Release() { s.using.Add(-1) }
+func (s *Set) Release() {
+	if s.using.Add(-1) == 0 && s.retired.Load() {
+		s.idleOne.Do(func() { close(s.idle) })
+	}
+}
 
 // Retire stops new uses of s, waits (within ctx) until the current ones
 // end, and cleans up its modules. It returns the cleanup errors, or ctx's
@@ -161,12 +166,12 @@ func (s *Set) Retire(ctx context.Context) error {
 		return nil
 	}
 	var waitErr error
-	for s.using.Load() > 0 {
-		if ctx.Err() != nil {
+	if s.using.Load() > 0 {
+		select {
+		case <-s.idle:
+		case <-ctx.Done():
 			waitErr = fmt.Errorf("plugins: retiring a configuration still in use: %w", ctx.Err())
-			break
 		}
-		time.Sleep(time.Millisecond)
 	}
 	errs := []error{waitErr}
 	for i := len(s.modules) - 1; i >= 0; i-- {
@@ -310,7 +315,7 @@ func Load(ctx *Context, reg *Registry, cfg config.PluginsConfig, counters *Count
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Set{AllowAnonymous: cfg.AllowAnonymous, log: log}
+	s := &Set{AllowAnonymous: cfg.AllowAnonymous, log: log, idle: make(chan struct{})}
 	var errs []error
 	decode := func(k Kind, place string, n *yaml.Node) (string, any) {
 		mctx := *ctx
