@@ -49,9 +49,9 @@ func TestRegisterRefuses(t *testing.T) {
 
 func TestSafeReason(t *testing.T) {
 	for in, want := range map[string]string{
-		"rate limited":          "rate limited",
-		"a:b,c\nd":              "a b c d",
-		"\x00bell\x07":          "bell",
+		"rate limited":           "rate limited",
+		"a:b,c\nd":               "a b c d",
+		"\x00bell\x07":           "bell",
 		strings.Repeat("é", 150): strings.Repeat("é", 100),
 	} {
 		got := plugins.SafeReason(in)
