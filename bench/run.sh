@@ -7,6 +7,8 @@
 #   bench/run.sh all        # both, into one results file and one table
 #   bench/run.sh rpc        # only the remote-call runs (direct gRPC and through the gateway)
 #   bench/run.sh slow       # issue 8: healthy subscribers next to one that stops reading
+#   bench/run.sh plugins    # issue 10: fanout with no filter, an inbound WebAssembly filter,
+#                           # an outbound Go filter and an outbound WebAssembly filter
 #
 # Environment:
 #   BENCH_RESULTS  JSON-lines results file
@@ -19,6 +21,7 @@
 #   SLOW_DURATION  measured time of the slow runs (30s)
 #   SLOW_PAUSED_BOUND  if set (e.g. 10s), the slow runs also check that the
 #                  paused subscriber is disconnected within it of its stall
+#   PLUGIN_RATE    messages/s of the plugins runs, to 1,000 subscribers (300)
 #   PORT_BASE      first loopback port used (18180)
 #
 # Everything listens on and connects to 127.0.0.1 only. Every load run is
@@ -28,9 +31,9 @@ set -euo pipefail
 
 target=${1:-gateway}
 case $target in
-gateway | faye | all | rpc | slow) ;;
+gateway | faye | all | rpc | slow | plugins) ;;
 *)
-	echo "usage: $0 [gateway|faye|all|rpc|slow]" >&2
+	echo "usage: $0 [gateway|faye|all|rpc|slow|plugins]" >&2
 	exit 2
 	;;
 esac
@@ -45,6 +48,7 @@ IDLE_CLIENTS=${IDLE_CLIENTS:-20000}
 SLOW_HEALTHY=${SLOW_HEALTHY:-100}
 SLOW_DURATION=${SLOW_DURATION:-30s}
 SLOW_PAUSED_BOUND=${SLOW_PAUSED_BOUND:-}
+PLUGIN_RATE=${PLUGIN_RATE:-300}
 PORT_BASE=${PORT_BASE:-18180}
 stamp=$(date -u +%Y%m%d-%H%M%S)
 RESULTS=${BENCH_RESULTS:-/tmp/cometgate-bench/$stamp-$target.jsonl}
@@ -341,6 +345,35 @@ slow_suite() {
 	echo "   paused subscriber disconnected by the gateway at (s after it stopped reading): $closed"
 }
 
+# plugins_suite: issue 10. 1,000 websocket subscribers of one channel and
+# PLUGIN_RATE msg/s published to it, on a gateway with: no filter; an
+# inbound WebAssembly filter (the profanity example, once per publish); an
+# outbound Go filter (nomarkup, once per delivery); an outbound
+# WebAssembly filter (once per delivery). Compare delivered/s and the
+# server's CPU between the rows of one sitting.
+plugins_suite() {
+	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$bin/profanity.wasm" ./plugins/examples/profanity
+	local name chain conf
+	for name in none inbound-wasm outbound-go outbound-wasm; do
+		conf=$logdir/plugins-$name.yaml
+		case $name in
+		none) chain="" ;;
+		inbound-wasm) chain="      inbound: [{module: wasm, file: $bin/profanity.wasm}]" ;;
+		outbound-go) chain="      outbound: [{module: nomarkup}]" ;;
+		outbound-wasm) chain="      outbound: [{module: wasm, file: $bin/profanity.wasm}]" ;;
+		esac
+		if [ -n "$chain" ]; then
+			printf 'plugins:\n  filters:\n    - channels: [/load/**]\n%s\n' "$chain" >"$conf"
+		else
+			: >"$conf"
+		fi
+		start_gateway "plugins-$name" false "$conf"
+		repeat "$RUNS" "gw fanout ws 1k @${PLUGIN_RATE}/s filter $name" 60 \
+			-scenario fanout -subscribers 1000 -rate "$PLUGIN_RATE" -duration 5s -warmup 1s -drain 10s
+	done
+	stop_server
+}
+
 faye_suite() {
 	if [ ! -d "$repo/test/node/node_modules/faye" ]; then
 		echo "bench: Faye is not installed; run: (cd test/node && npm ci)" >&2
@@ -359,6 +392,7 @@ rpc)
 	stop_server
 	;;
 slow) slow_suite ;;
+plugins) plugins_suite ;;
 all)
 	gateway_suite
 	faye_suite
