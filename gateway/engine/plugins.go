@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -199,8 +200,9 @@ func (e *Engine) pluginDenial(err error, name string, op plugins.Operation) erro
 	e.stats.PolicyDenied.Add(1)
 	if !errors.Is(err, plugins.ErrDenied) {
 		e.log.Warn("plugin policy failed", "policy", name, "op", op.String(), "err", err)
+		return ErrDenied
 	}
-	return ErrDenied
+	return fmt.Errorf("%w: %w", ErrDenied, err) // keeps a DenyReason for denial
 }
 
 // CanHandshake runs the authenticators, then the policies.

@@ -95,8 +95,15 @@ func (p *rolePolicy) Authorize(_ context.Context, r *plugins.Request) error {
 			return nil
 		}
 	}
-	return plugins.ErrDenied
+	return roleDenial(p.Role)
 }
+
+// roleDenial denies for want of a role, with a reason as authorizers do.
+type roleDenial string
+
+func (r roleDenial) Error() string      { return "needs role " + string(r) }
+func (r roleDenial) Unwrap() error      { return plugins.ErrDenied }
+func (r roleDenial) DenyReason() string { return "needs_" + string(r) }
 
 // tokenAuth reads ext.token "user:role1,role2[:expiresInMs]".
 type tokenAuth struct{}
@@ -379,8 +386,8 @@ listeners: [{module: record}]
 		t.Fatalf("sessions not bound: eve %v ann %v", eve, ann)
 	}
 	c := lpClient("A")
-	if r := publish(t, e, c, eve, "/admin/x", `1`); r.Successful || r.Error != bayeux.ErrPublishDenied.Error() {
-		t.Errorf("eve's publish: %s; want %s", r, bayeux.ErrPublishDenied)
+	if r := publish(t, e, c, eve, "/admin/x", `1`); r.Successful || r.Error != "403:needs_admin:publish_denied" {
+		t.Errorf("eve's publish: %s; want 403:needs_admin:publish_denied", r)
 	}
 	if r := publish(t, e, c, ann, "/admin/x", `1`); !r.Successful {
 		t.Errorf("ann's publish: %s", r)

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
+	"github.com/cometgate/cometgate/plugins"
 )
 
 // Policy decides who may handshake, create channels, subscribe and publish.
@@ -105,7 +106,9 @@ func (ps Policies) CanPublish(ctx context.Context, s *Session, ch string, m *bay
 }
 
 // ErrDenied is returned by a Policy to deny with the operation's standard
-// error.
+// error. An error wrapping it that has a method DenyReason() string puts
+// that reason in the error's middle part, as CometD's authorizers do
+// ("403:reason:subscribe_denied").
 var ErrDenied = errors.New("engine: denied by security policy")
 
 // denial turns a policy error into the Bayeux error to send.
@@ -113,6 +116,12 @@ func (e *Engine) denial(err error, def *bayeux.Error, op string) *bayeux.Error {
 	var be *bayeux.Error
 	if errors.As(err, &be) {
 		return be
+	}
+	var dr interface{ DenyReason() string }
+	if errors.As(err, &dr) && errors.Is(err, ErrDenied) {
+		if r := plugins.SafeReason(dr.DenyReason()); r != "" {
+			return def.WithArgs(r) // e.g. 403:criminal_supporter:subscribe_denied
+		}
 	}
 	if !errors.Is(err, ErrDenied) {
 		e.log.Warn("policy error", "op", op, "err", err)
