@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -31,7 +30,6 @@ type jwks struct {
 	life       context.Context // ends at Cleanup; fetches run under it
 
 	fetching chan struct{} // a 1-slot semaphore: one fetch at a time
-	fetches  atomic.Int64  // fetches attempted, for tests
 
 	mu          sync.RWMutex // guards the fields below
 	keys        *keyTable    // the last good set; nil before the first
@@ -132,7 +130,6 @@ func (j *jwks) refresh(ctx context.Context, seen uint64, force bool) error {
 	if !force && (gen != seen || !last.IsZero() && j.now().Sub(last) < j.minRefresh) {
 		return nil
 	}
-	j.fetches.Add(1)
 	t, err := j.fetch()
 	j.mu.Lock()
 	j.gen++

@@ -231,9 +231,6 @@ func TestJWKSBackgroundRefresh(t *testing.T) {
 	if a.jwks.life.Err() == nil {
 		t.Error("Cleanup left the refresher's context alive")
 	}
-	if got, served := a.jwks.fetches.Load(), srv.requests.Load(); got != served {
-		t.Errorf("fetches counted %d, served %d", got, served)
-	}
 }
 
 func TestJWKSLimits(t *testing.T) {

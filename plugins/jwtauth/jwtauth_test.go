@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,7 +125,7 @@ func provision(t testing.TB, dir, opts string, now func() time.Time) (*Authentic
 		t.Fatalf("options: %v", err)
 	}
 	a.now = now
-	ctx := &plugins.Context{Context: context.Background(), Dir: dir}
+	ctx := &plugins.Context{Context: context.Background(), Dir: dir, Logger: slog.New(slog.DiscardHandler)}
 	err := a.Provision(ctx)
 	t.Cleanup(func() { a.Cleanup() })
 	return a, err
@@ -271,6 +272,36 @@ func TestAlgorithmConfusion(t *testing.T) {
 	tok := sign(t, jwt.SigningMethodHS256, pubPEM, "", claims(now, nil))
 	if _, err := both.Authenticate(context.Background(), handshake(tok)); reason(err) != ReasonInvalid {
 		t.Errorf("HS256 keyed with the public key, secret configured: err = %v; want %s", err, ReasonInvalid)
+	}
+}
+
+func TestLeewayAndRequireExp(t *testing.T) {
+	now := testTime
+	secret := []byte(testSecret)
+	strict := mustProvision(t, "", "secret: "+testSecret+"\nleeway: 0s\n", fixed(now))
+	lax := mustProvision(t, "", "secret: "+testSecret+"\nleeway: 2m\nrequireExp: false\n", fixed(now))
+	tests := []struct {
+		name string
+		a    *Authenticator
+		c    jwt.MapClaims
+		want string
+	}{
+		{"no leeway, expired 1s ago", strict, jwt.MapClaims{"exp": now.Add(-time.Second).Unix()}, ReasonExpired},
+		{"no leeway, nbf in 1s", strict, jwt.MapClaims{"nbf": now.Add(time.Second).Unix()}, ReasonNotYetValid},
+		{"2m leeway, expired 1m ago", lax, jwt.MapClaims{"exp": now.Add(-time.Minute).Unix()}, ""},
+		{"2m leeway, expired 3m ago", lax, jwt.MapClaims{"exp": now.Add(-3 * time.Minute).Unix()}, ReasonExpired},
+		{"exp not required", lax, jwt.MapClaims{"exp": nil}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := tt.a.Authenticate(context.Background(), handshake(sign(t, jwt.SigningMethodHS256, secret, "", claims(now, tt.c))))
+			if got := reason(err); got != tt.want {
+				t.Fatalf("Authenticate = %v, %q; want %q", id, got, tt.want)
+			}
+			if tt.c["exp"] == nil && err == nil && !id.Expires.IsZero() {
+				t.Errorf("Expires = %v without exp; want zero", id.Expires)
+			}
+		})
 	}
 }
 
