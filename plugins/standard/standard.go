@@ -5,12 +5,19 @@
 // Register theirs on it.
 package standard
 
-import "github.com/cometgate/cometgate/plugins"
+import (
+	"github.com/cometgate/cometgate/plugins"
+	"github.com/cometgate/cometgate/plugins/authz"
+	"github.com/cometgate/cometgate/plugins/jwtauth"
+	"github.com/cometgate/cometgate/plugins/listeners/eventlog"
+)
 
 // Registry returns a new registry holding every built-in module.
 func Registry() *plugins.Registry {
 	r := plugins.NewRegistry()
-	for _, list := range [][]plugins.ModuleInfo{} {
+	for _, list := range [][]plugins.ModuleInfo{
+		authz.Modules(), jwtauth.Modules(), eventlog.Modules(),
+	} {
 		for _, m := range list {
 			r.MustRegister(m)
 		}
