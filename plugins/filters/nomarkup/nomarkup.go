@@ -63,10 +63,10 @@ var escapeHits, stripHits = func() (e, s [256]bool) {
 }()
 
 // plain marks the bytes that stand for themselves in JSON string content
-// and in HTML text: printable ASCII but for " \\ < > & '.
+// and in HTML text: printable ASCII but for " \ < > & '.
 var plain = func() (p [256]bool) {
 	for c := 0x20; c < 0x7f; c++ {
-		p[c] = !strings.ContainsRune(`"\\<>&'`, rune(c))
+		p[c] = !strings.ContainsRune(`"\<>&'`, rune(c))
 	}
 	return
 }()

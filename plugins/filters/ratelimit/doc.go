@@ -7,7 +7,9 @@
 // at handshake, or the client id for a session without a user (users and
 // sessions never share a bucket); per channel, the channel name, shared by
 // every publisher. Messages from the server itself (the control API,
-// backends: the zero Client) are never limited.
+// backends: the zero Client) are never limited. As an outbound filter,
+// it limits deliveries per recipient (the message's Client), dropping the
+// excess for that session only.
 //
 // Memory is bounded by maxKeys: the table of limiters never holds more.
 // When it is full, a message with a new key is refused with 429, like an

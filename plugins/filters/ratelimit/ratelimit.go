@@ -150,16 +150,16 @@ func (f *Filter) Validate() error {
 		errs = append(errs, fmt.Errorf("rate: %v: must be a number > 0 (messages per second)", f.Rate))
 	}
 	if f.Burst < 0 {
-		errs = append(errs, fmt.Errorf("burst: %d: must be > 0", f.Burst))
+		errs = append(errs, fmt.Errorf("burst: %d: must be > 0 (unset: the default)", f.Burst))
 	}
 	if f.Per != perSession && f.Per != perUser && f.Per != perChannel {
 		errs = append(errs, fmt.Errorf("per: %q: must be %q, %q or %q", f.Per, perSession, perUser, perChannel))
 	}
 	if f.MaxKeys < 0 {
-		errs = append(errs, fmt.Errorf("maxKeys: %d: must be > 0", f.MaxKeys))
+		errs = append(errs, fmt.Errorf("maxKeys: %d: must be > 0 (unset: the default)", f.MaxKeys))
 	}
 	if f.IdleTimeout < 0 {
-		errs = append(errs, fmt.Errorf("idleTimeout: %v: must be > 0", f.IdleTimeout))
+		errs = append(errs, fmt.Errorf("idleTimeout: %v: must be > 0 (unset: the default)", f.IdleTimeout))
 	}
 	return errors.Join(errs...)
 }
