@@ -8,6 +8,11 @@ package standard
 import (
 	"github.com/cometgate/cometgate/plugins"
 	"github.com/cometgate/cometgate/plugins/authz"
+	"github.com/cometgate/cometgate/plugins/filters/jsonschema"
+	"github.com/cometgate/cometgate/plugins/filters/maxsize"
+	"github.com/cometgate/cometgate/plugins/filters/nomarkup"
+	"github.com/cometgate/cometgate/plugins/filters/ratelimit"
+	"github.com/cometgate/cometgate/plugins/filters/regex"
 	"github.com/cometgate/cometgate/plugins/jwtauth"
 	"github.com/cometgate/cometgate/plugins/listeners/eventlog"
 )
@@ -16,6 +21,7 @@ import (
 func Registry() *plugins.Registry {
 	r := plugins.NewRegistry()
 	for _, list := range [][]plugins.ModuleInfo{
+		nomarkup.Modules(), regex.Modules(), maxsize.Modules(), jsonschema.Modules(), ratelimit.Modules(),
 		authz.Modules(), jwtauth.Modules(), eventlog.Modules(),
 	} {
 		for _, m := range list {
