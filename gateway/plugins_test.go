@@ -226,3 +226,48 @@ func TestPluginReloadUnderLoad(t *testing.T) {
 		t.Errorf("got %d messages; want %d", len(got), messages)
 	}
 }
+
+// The built-in ratelimit filter, configured from a file, limits one
+// session's publishes with 429::rate_limited; its figures reach /metrics.
+func TestRateLimitFilterEndToEnd(t *testing.T) {
+	srv, _ := startWithPlugins(t, fileConfig("plugins:\n  filters:\n    - channels: [/chat/**]\n      inbound:\n        - {module: ratelimit, rate: 0.001, burst: 2, per: session}\n"))
+	ctx := gatewaytest.Context(t)
+	var codes []string
+	for _, name := range []string{"a", "b"} {
+		c := gatewaytest.NewClient(bayeuxURL(srv), nil)
+		if r, _, err := c.Handshake(ctx, nil); err != nil || !r.Successful() {
+			t.Fatalf("%s handshake: %v, %v", name, r, err)
+		}
+		for range 3 {
+			r, _, err := c.Publish(ctx, "/chat/room", M{"text": "hi"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes = append(codes, r.Str("error"))
+		}
+	}
+	want := []string{"", "", "429::rate_limited", "", "", "429::rate_limited"}
+	if strings.Join(codes, ",") != strings.Join(want, ",") {
+		t.Errorf("publish errors %q; want %q (two per session, each session its own bucket)", codes, want)
+	}
+	if got := filterCount(t, srv, "ratelimit", "inbound", "rejected"); got != 2 {
+		t.Errorf("rejected count = %v; want 2", got)
+	}
+	mfs, err := srv.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "cometgate_plugin_ratelimit_keys" {
+			for _, m := range mf.Metric {
+				if labels(m) == "module=ratelimit,place=filters[0].inbound[0]" {
+					keys = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	if keys != 2 {
+		t.Errorf("cometgate_plugin_ratelimit_keys = %v; want 2", keys)
+	}
+}

@@ -27,7 +27,9 @@ type Set struct {
 	Subscriptions  []SubscriptionListener
 	Queues         []QueueListener
 
-	modules []any // every module, for Cleanup
+	modules []any    // every module, for Cleanup
+	places  []string // each module's place in the configuration
+	names   []string // each module's registered name
 	log     *slog.Logger
 
 	// cache maps channel names to their routes (nil for none): read
@@ -321,11 +323,15 @@ func Load(ctx *Context, reg *Registry, cfg config.PluginsConfig, counters *Count
 		mctx := *ctx
 		mctx.Logger = log.With("plugin", place)
 		name, m, err := reg.Decode(&mctx, k, n)
+		if err == nil {
+			s.names = append(s.names, name)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("plugins.%s: %w", place, err))
 			return "", nil
 		}
 		s.modules = append(s.modules, m)
+		s.places = append(s.places, place)
 		return name, m
 	}
 	for i, fc := range cfg.Filters {
@@ -395,4 +401,23 @@ func (s *Set) Patterns() int {
 		return 0
 	}
 	return len(s.routes)
+}
+
+// Stats calls fn with the figures of each module of s that reports some
+// (StatsReporter), with its module name and place in the configuration
+// ("filters[0].inbound[1]").
+func (s *Set) Stats(fn func(module, place string, st Stat)) {
+	if s == nil {
+		return
+	}
+	for i, m := range s.modules {
+		r, ok := m.(StatsReporter)
+		if !ok {
+			continue
+		}
+		name := s.names[i]
+		for _, st := range r.Stats() {
+			fn(name, s.places[i], st)
+		}
+	}
 }

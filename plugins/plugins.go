@@ -327,3 +327,21 @@ func (c *Context) Path(name string) string {
 	}
 	return c.Dir + "/" + name
 }
+
+// Stat is one figure a module reports about itself, for /metrics, beyond
+// the outcome counts the pipeline keeps for every filter.
+type Stat struct {
+	// Name is the metric's name after "cometgate_plugin_": lower case,
+	// digits and '_'; a counter's ends in "_total".
+	Name    string
+	Help    string
+	Value   float64
+	Counter bool // a counter (it may restart at 0 when a reload replaces the module), else a gauge
+}
+
+// StatsReporter is implemented by a module with figures of its own (a
+// rate limiter's tracked keys, a WebAssembly filter's live instances and
+// traps). Stats is called at each scrape of /metrics and must be cheap.
+type StatsReporter interface {
+	Stats() []Stat
+}

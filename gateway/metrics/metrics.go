@@ -197,6 +197,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descAuthFailed, st.AuthFailed.Load())
 		counter(descCredsExpired, st.CredentialsExpired.Load())
 	}
+	if e := src.Engine; e != nil {
+		e.Plugins().Stats(func(module, place string, st plugins.Stat) {
+			if !validStatName(st.Name) {
+				return
+			}
+			d := prometheus.NewDesc(prometheus.BuildFQName(Namespace, "plugin", st.Name), st.Help, []string{"module", "place"}, nil)
+			kind := prometheus.GaugeValue
+			if st.Counter {
+				kind = prometheus.CounterValue
+			}
+			ch <- prometheus.MustNewConstMetric(d, kind, st.Value, module, place)
+		})
+	}
 	if p := src.Plugins; p != nil {
 		p.Filters(func(k plugins.FilterKey, fc *plugins.FilterCounts) {
 			d := k.Direction.String()
@@ -250,4 +263,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descAPIRefused, v, reason)
 		}
 	}
+}
+
+// validStatName reports whether a plugin's stat name is a valid metric
+// name part: lower-case letters, digits and '_', starting with a letter.
+func validStatName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

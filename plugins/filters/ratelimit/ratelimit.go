@@ -283,3 +283,12 @@ func (f *Filter) sweep(now time.Time) {
 		f.logged = n
 	}
 }
+
+// Stats reports the tracked keys and the messages refused for want of
+// room in the table, for /metrics.
+func (f *Filter) Stats() []plugins.Stat {
+	return []plugins.Stat{
+		{Name: "ratelimit_keys", Help: "Limiters a ratelimit filter tracks (at most its maxKeys).", Value: float64(f.Keys())},
+		{Name: "ratelimit_table_full_total", Help: "Messages a ratelimit filter refused because its table of limiters was full.", Value: float64(f.Refused()), Counter: true},
+	}
+}
