@@ -182,3 +182,36 @@ func TestVersion(t *testing.T) {
 		t.Errorf("versionText(unstamped build) =\n%s\nwant the revision said unknown", got)
 	}
 }
+
+// TestPluginsExampleIsAccepted checks the plugins walk-through,
+// config/plugins.yaml: every module it names loads with the options
+// written there (its schema file found next to it), and a misspelt option
+// is refused naming it.
+func TestPluginsExampleIsAccepted(t *testing.T) {
+	t.Setenv("COMETGATE_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+	out, errOut, code, done := runCommand(t, "checkconfig", "../../config/plugins.yaml")
+	if !done || code != 0 || out != "configuration OK\n" {
+		t.Fatalf("checkconfig config/plugins.yaml = code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	file, err := os.ReadFile("../../config/plugins.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(file), "maxBytes: 4096", "maxbytes: 4096", 1)
+	dir := t.TempDir()
+	schema, err := os.ReadFile("../../config/chat-message.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chat-message.schema.json"), schema, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "plugins.yaml")
+	if err := os.WriteFile(p, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code, _ = runCommand(t, "checkconfig", p)
+	if code == 0 || !strings.Contains(errOut, "maxbytes") {
+		t.Errorf("checkconfig of a misspelt option = code %d, stderr %q; want refused, naming maxbytes", code, errOut)
+	}
+}
