@@ -99,7 +99,9 @@ func (r *Router) CanHandshake(ctx context.Context, s *engine.Session, m *bayeux.
 		be := ErrorFromStatus(err)
 		return &bayeux.Error{Code: be.Code, Args: be.Args, Message: "handshake_failed", Reconnect: bayeux.ReconnectHandshake}
 	}
-	s.SetUser(resp.GetUserId())
+	if u := resp.GetUserId(); u != "" {
+		s.SetUser(u) // else keep what an authenticator plugin bound, if any
+	}
 	if len(resp.GetSubscribe())+len(resp.GetPublish()) > 0 {
 		s.Set(attrPerms, &perms{subscribe: resp.GetSubscribe(), publish: resp.GetPublish()})
 	}

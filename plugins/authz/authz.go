@@ -19,8 +19,10 @@ const (
 	DefaultDenyReason = "denied_by_authorizer"
 )
 
-// ErrDenied is wrapped by every denial of the policy.
-var ErrDenied = errors.New("authz: denied")
+// ErrDenied is wrapped by every denial of the policy: plugins.ErrDenied,
+// which the gateway answers with the operation's standard error (its
+// reason in the middle part).
+var ErrDenied = plugins.ErrDenied
 
 // Denial is the policy's refusal of an operation. It wraps ErrDenied; its
 // Reason goes in the middle of the Bayeux error
