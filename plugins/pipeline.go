@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +22,8 @@ import (
 // once nothing uses it. Its methods are safe for concurrent use.
 type Set struct {
 	routes         []route
+	firsts         []string // the first segments of the patterns ("/chat"), unless anyFirst
+	anyFirst       bool     // a pattern is "/*" or "/**": every channel may match
 	Policies       []NamedPolicy
 	Authenticators []NamedAuthenticator
 	AllowAnonymous bool
@@ -96,6 +100,17 @@ func (s *Set) HasFilters() bool { return s != nil && len(s.routes) > 0 }
 func (s *Set) Route(name string) *Route {
 	if s == nil || len(s.routes) == 0 {
 		return nil
+	}
+	if !s.anyFirst {
+		// Most channels share no first segment with any pattern: they
+		// are told apart without hashing their names.
+		first := name
+		if i := strings.IndexByte(name[1:], '/'); i >= 0 {
+			first = name[:i+1]
+		}
+		if !slices.Contains(s.firsts, first) {
+			return nil
+		}
 	}
 	if m := s.cache.Load(); m != nil {
 		if r, ok := (*m)[name]; ok {
@@ -357,6 +372,16 @@ func Load(ctx *Context, reg *Registry, cfg config.PluginsConfig, counters *Count
 		in, out := chain(Inbound, fc.Inbound), chain(Outbound, fc.Outbound)
 		for _, p := range fc.Channels {
 			s.routes = append(s.routes, route{pattern: p, in: in, out: out})
+			first := p
+			if i := strings.IndexByte(p[min(1, len(p)):], '/'); i >= 0 {
+				first = p[:i+1]
+			}
+			switch {
+			case first == "/*" || first == "/**":
+				s.anyFirst = true
+			case !slices.Contains(s.firsts, first):
+				s.firsts = append(s.firsts, first)
+			}
 		}
 	}
 	for i := range cfg.Policies {

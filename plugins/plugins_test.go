@@ -10,6 +10,7 @@ import (
 
 	"github.com/cometgate/cometgate/config"
 	"github.com/cometgate/cometgate/plugins"
+	"go.yaml.in/yaml/v3"
 )
 
 type passFilter struct{}
@@ -107,5 +108,55 @@ func TestRetireWaitsForUses(t *testing.T) {
 	defer cancel()
 	if err := set2.Retire(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Retire of a set in use past its deadline = %v", err)
+	}
+}
+
+// Route finds the chains of exactly the patterns that match a channel.
+func TestRouteMatching(t *testing.T) {
+	r := plugins.NewRegistry()
+	r.MustRegister(plugins.ModuleInfo{Kind: plugins.KindFilter, Name: "pass", New: func() any { return &passFilter{} }})
+	load := func(patterns ...[]string) *plugins.Set {
+		var cfg config.PluginsConfig
+		for _, p := range patterns {
+			var n yaml.Node
+			if err := yaml.Unmarshal([]byte(`{module: pass}`), &n); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Filters = append(cfg.Filters, config.FilterChainConfig{Channels: p, Inbound: []yaml.Node{*n.Content[0]}})
+		}
+		set, err := plugins.Load(&plugins.Context{Context: context.Background(), Shared: new(plugins.Shared)}, r, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	tests := []struct {
+		set  *plugins.Set
+		name string
+		want int // filters in the route
+	}{
+		{load([]string{"/chat/**"}), "/chat/a", 1},
+		{load([]string{"/chat/**"}), "/chat/a/b", 1},
+		{load([]string{"/chat/**"}), "/chat", 0},
+		{load([]string{"/chat/**"}), "/chatter/a", 0},
+		{load([]string{"/chat/*"}, []string{"/chat/a"}), "/chat/a", 2},
+		{load([]string{"/chat/*"}, []string{"/chat/a"}), "/chat/a/b", 0},
+		{load([]string{"/**"}, []string{"/x/*"}), "/anything/at/all", 1},
+		{load([]string{"/**"}, []string{"/x/*"}), "/x/y", 2},
+		{load([]string{"/*"}), "/top", 1},
+		{load([]string{"/*"}), "/top/level", 0},
+		{load([]string{"/a"}), "/a", 1},
+		{load([]string{"/a"}), "/a/b", 0},
+	}
+	for _, tt := range tests {
+		for range 2 { // uncached, then cached
+			got := 0
+			if rt := tt.set.Route(tt.name); rt != nil {
+				got = len(rt.In)
+			}
+			if got != tt.want {
+				t.Errorf("Route(%q) has %d filters; want %d", tt.name, got, tt.want)
+			}
+		}
 	}
 }
