@@ -44,10 +44,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	guestDir = filepath.Join(dir, "guests")
-	cacheDir := filepath.Join(dir, "cache")
+	cacheDir := testCacheDir(dir)
 	if _, err := testShared.Get(SharedCacheKey, func() (any, error) {
 		c, err := wazero.NewCompilationCacheWithDir(cacheDir)
-		return &sharedCache{c}, err
+		return newModules(c), err
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -56,6 +56,19 @@ func TestMain(m *testing.M) {
 	testShared.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// testCacheDir returns the directory of the tests' compilation cache:
+// under the user's cache directory, so that later runs skip compiling
+// guests that did not change (compiling a Go guest takes over a second,
+// and ten times that under the race detector); entries are keyed by the
+// module's hash, wazero's version and the CPU. Without a user cache
+// directory, a directory under tmp, removed at the end.
+func testCacheDir(tmp string) string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "cometgate-wasm-test")
+	}
+	return filepath.Join(tmp, "cache")
 }
 
 // buildTimeout bounds building one guest (a cold build of the Go runtime
@@ -163,8 +176,9 @@ func testMessage(data string) *plugins.Message {
 	}
 }
 
-// testTimeout bounds each blocking step of a test.
-const testTimeout = 30 * time.Second
+// testTimeout bounds each blocking step of a test; compiling a guest not
+// yet in the cache takes up to tens of seconds under the race detector.
+const testTimeout = 2 * time.Minute
 
 func testCtx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

@@ -14,52 +14,33 @@ import (
 	"github.com/cometgate/cometgate/plugins"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// version is one compiled content of the module file: its own runtime
-// (with the memory limit), the compiled module and a pool of idle
-// instances. It is reference counted: one reference while it is the
-// filter's current version, one per instance in use. Once retired, the
-// last reference closes the runtime, which releases everything it made.
+// version is one content of the module file, compiled (and shared, see
+// compiled), with this filter's pool of idle instances. It is reference
+// counted: one reference while it is the filter's current version, one
+// per instance in use. Once retired, the last reference closes its
+// instances and releases the compiled module.
 type version struct {
 	f    *Filter
-	rt   wazero.Runtime
-	cm   wazero.CompiledModule
-	sum  [32]byte
+	c    *compiled
 	idle chan *instance // at most MaxInstances
 
 	refs      atomic.Int64
 	retired   atomic.Bool
 	closeOnce sync.Once
-	closed    atomic.Bool // the runtime is closed
+	closed    atomic.Bool
 }
 
 // compile makes a version of bin with one reference (the current one).
 func (f *Filter) compile(ctx context.Context, bin []byte) (*version, error) {
-	rc := wazero.NewRuntimeConfig().
-		WithMemoryLimitPages(f.MemoryPages).
-		WithCloseOnContextDone(!f.noEnsure)
-	if f.cache != nil {
-		rc = rc.WithCompilationCache(f.cache)
-	}
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("wasi: %w", err)
-	}
-	cm, err := rt.CompileModule(ctx, bin)
+	key := moduleKey{sum: sha256.Sum256(bin), pages: f.MemoryPages, ensure: !f.noEnsure}
+	c, err := f.modules.get(ctx, key, bin)
 	if err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("compile %s: %w", f.File, err)
-	}
-	if err := checkExports(cm); err != nil {
-		cm.Close(ctx)
-		rt.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", f.File, err)
 	}
-	v := &version{f: f, rt: rt, cm: cm, sum: sha256.Sum256(bin), idle: make(chan *instance, f.MaxInstances)}
+	v := &version{f: f, c: c, idle: make(chan *instance, f.MaxInstances)}
 	v.refs.Store(1)
 	return v, nil
 }
@@ -158,14 +139,12 @@ func (v *version) drain() {
 	}
 }
 
-// close closes the compiled module and the runtime, and with it every
-// instance it made.
+// close closes the idle instances (the others are closed as they come
+// back) and releases the compiled module.
 func (v *version) close() {
 	v.closeOnce.Do(func() {
 		v.drain()
-		ctx := context.Background()
-		v.cm.Close(ctx)
-		v.rt.Close(ctx)
+		v.f.modules.release(v.c)
 		v.closed.Store(true)
 	})
 }
@@ -208,8 +187,11 @@ type instance struct {
 // newInstance instantiates the module, runs its _initialize and
 // cometgate_init, within initTimeout and ctx. The caller holds a
 // reference to v, which the instance then carries.
-func (v *version) newInstance(ctx context.Context) (*instance, error) {
-	ctx, cancel := context.WithTimeout(ctx, initTimeout)
+func (v *version) newInstance(parent context.Context) (*instance, error) {
+	if err := parent.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(parent, initTimeout)
 	defer cancel()
 	in := &instance{v: v}
 	mc := wazero.NewModuleConfig().
@@ -220,8 +202,11 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 		WithRandSource(rand.Reader).
 		WithStderr(&in.stderr).
 		WithStdout(&in.stderr)
-	mod, err := v.rt.InstantiateModule(ctx, v.cm, mc)
+	mod, err := v.c.rt.InstantiateModule(ctx, v.c.cm, mc)
 	if err != nil {
+		if perr := parent.Err(); perr != nil {
+			return nil, fmt.Errorf("instantiate: %w", perr)
+		}
 		return nil, fmt.Errorf("instantiate: %w", in.describe(err, ctx))
 	}
 	in.mod = mod
@@ -331,7 +316,7 @@ func (in *instance) describe(err error, ctx context.Context) error {
 			if _, ok := ctx.(*watchdog); ok {
 				return fmt.Errorf("time limit of %v exceeded", in.v.f.Timeout)
 			}
-			return errors.New("instantiation time limit exceeded")
+			return fmt.Errorf("instantiation time limit of %v exceeded", initTimeout)
 		case sys.ExitCodeContextCanceled:
 			return errors.New("canceled")
 		}

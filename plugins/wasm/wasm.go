@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -44,8 +43,8 @@ const (
 	// initTimeout bounds making an instance: the guest's _initialize (the
 	// Go runtime and package init functions) and cometgate_init.
 	initTimeout = time.Second
-	// SharedCacheKey is the plugins.Shared key of the compilation cache
-	// every wasm filter shares.
+	// SharedCacheKey is the plugins.Shared key of the compiled modules and
+	// wazero's compilation cache, which every wasm filter shares.
 	SharedCacheKey = "wasm.cache"
 )
 
@@ -80,7 +79,7 @@ type Filter struct {
 
 	path     string
 	log      *slog.Logger
-	cache    wazero.CompilationCache // shared; nil without ctx.Shared
+	modules  *modules // shared through ctx.Shared, or the filter's own
 	cfgJSON  []byte
 	tokens   chan struct{} // one per running call
 	cur      atomic.Pointer[version]
@@ -90,7 +89,7 @@ type Filter struct {
 	stopped  chan struct{}
 	cleaned  atomic.Bool
 	live     atomic.Int32 // instances made and not closed
-	noEnsure bool // tests: compile without the time limit's checks
+	noEnsure bool         // tests: compile without the time limit's checks
 }
 
 // Provision applies the defaults, compiles the module (through the
@@ -131,18 +130,19 @@ func (f *Filter) Provision(ctx *plugins.Context) error {
 		return err
 	}
 	f.cfgJSON = cfg
+	f.modules = newModules(nil)
 	if ctx.Shared != nil {
 		c, err := ctx.Shared.Get(SharedCacheKey, func() (any, error) {
-			return &sharedCache{wazero.NewCompilationCache()}, nil
+			return newModules(wazero.NewCompilationCache()), nil
 		})
 		if err != nil {
 			return err
 		}
-		sc, ok := c.(*sharedCache)
+		ms, ok := c.(*modules)
 		if !ok {
 			return fmt.Errorf("shared value %q is a %T", SharedCacheKey, c)
 		}
-		f.cache = sc.CompilationCache
+		f.modules = ms
 	}
 	f.tokens = make(chan struct{}, f.MaxInstances)
 	st, bin, err := readFile(f.path)
@@ -291,7 +291,7 @@ func (f *Filter) checkFile() {
 		return
 	}
 	f.watchSt = st2
-	if cur := f.cur.Load(); cur != nil && cur.sum == sha256.Sum256(bin) {
+	if cur := f.cur.Load(); cur != nil && cur.c.key.sum == sha256.Sum256(bin) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), initTimeout)
@@ -348,16 +348,4 @@ func configJSON(n *yaml.Node) ([]byte, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return b, nil
-}
-
-// sharedCache is the compilation cache kept in plugins.Shared; Close
-// releases the compiled code when the gateway stops.
-type sharedCache struct {
-	wazero.CompilationCache
-}
-
-var _ io.Closer = (*sharedCache)(nil)
-
-func (c *sharedCache) Close() error {
-	return c.CompilationCache.Close(context.Background())
 }

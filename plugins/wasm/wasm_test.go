@@ -158,10 +158,10 @@ func TestHostileGuests(t *testing.T) {
 		{"garbage", `"code"`, "rejection code 99"},
 		{"garbage", `"huge"`, "exceeds"},
 	}
-	ctx := testCtx(t)
 	for _, tc := range tests {
 		t.Run(tc.guest+"/"+strings.Trim(tc.trigger, `"`), func(t *testing.T) {
 			f := mustFilter(t, tc.guest, "maxInstances: 1\n")
+			ctx := testCtx(t)
 			if err := f.Filter(ctx, testMessage(`{"text":"fine"}`)); err != nil {
 				t.Fatalf("harmless message: %v", err)
 			}
@@ -330,7 +330,7 @@ func TestWatchSwapsModule(t *testing.T) {
 		}
 		return nil
 	})
-	if !first.closed.Load() {
+	if !first.closed.Load() || !first.c.closed.Load() {
 		t.Error("the replaced module's runtime is still open")
 	}
 	second := f.cur.Load()
@@ -351,7 +351,7 @@ func TestWatchSwapsModule(t *testing.T) {
 	if err := f.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if !second.closed.Load() {
+	if !second.closed.Load() || !second.c.closed.Load() {
 		t.Error("Cleanup left the runtime open")
 	}
 	if err := f.Filter(ctx, testMessage(`{}`)); err == nil {
