@@ -145,6 +145,9 @@ func decodeRecord(rec []byte) (verdict, error) {
 	body := rec[headerSize:]
 	switch v.kind {
 	case kindPass:
+		if a+c != 0 {
+			return verdict{}, fmt.Errorf("%w: a pass with %d bytes", errGarbage, a+c)
+		}
 		return v, nil
 	case kindRewrite:
 		if v.flags&^(flagData|flagExt) != 0 {
