@@ -46,35 +46,88 @@ const (
 // errGarbage is wrapped by the errors for verdicts that break the ABI.
 var errGarbage = errors.New("malformed verdict")
 
-// appendMessage appends m's JSON in the ABI's envelope to b.
+// The input index (see ABI.md and guest.ParseIndexed).
+const (
+	indexSize  = 72
+	abiVersion = 1
+
+	idxFlags     = 1
+	idxDirection = 2
+	idxSource    = 3
+	idxFields    = 4
+
+	fieldChannel   = 0
+	fieldID        = 1
+	fieldClientID  = 2
+	fieldUser      = 3
+	fieldTransport = 4
+	fieldData      = 5
+	fieldExt       = 6
+)
+
+// appendMessage appends m as the ABI's input to b: the index, then the
+// message's JSON envelope.
 func appendMessage(b []byte, m *plugins.Message) []byte {
+	start := len(b)
+	b = append(b, make([]byte, indexSize)...)
+	js := len(b)
+	var flags uint32
+	idx := func(i int, v uint32) {
+		binary.LittleEndian.PutUint32(b[start+4*i:], v)
+	}
+	span := func(field, from int) {
+		idx(idxFields+2*field, uint32(from-js))
+		idx(idxFields+2*field+1, uint32(len(b)-from))
+	}
+	str := func(field int, s string) {
+		from := len(b)
+		b = appendString(b, s)
+		if len(b)-from != len(s)+2 {
+			flags |= 1 << field
+		}
+		idx(idxFields+2*field, uint32(from+1-js))
+		idx(idxFields+2*field+1, uint32(len(b)-from-2))
+	}
 	b = append(b, `{"channel":`...)
-	b = appendString(b, m.Channel)
+	str(fieldChannel, m.Channel)
 	if m.ID != "" {
 		b = append(b, `,"id":`...)
-		b = appendString(b, m.ID)
+		str(fieldID, m.ID)
 	}
 	b = append(b, `,"direction":"`...)
 	b = append(b, m.Direction.String()...)
 	b = append(b, `","source":"`...)
 	b = append(b, m.Source.String()...)
 	b = append(b, `","client":{"id":`...)
-	b = appendString(b, m.Client.ID)
+	str(fieldClientID, m.Client.ID)
 	b = append(b, `,"user":`...)
-	b = appendString(b, m.Client.User)
+	str(fieldUser, m.Client.User)
 	b = append(b, `,"transport":`...)
-	b = appendString(b, m.Client.Transport)
+	str(fieldTransport, m.Client.Transport)
 	b = append(b, `},"data":`...)
+	from := len(b)
 	if len(m.Data) == 0 {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, m.Data...)
 	}
+	span(fieldData, from)
 	if len(m.Ext) > 0 {
 		b = append(b, `,"ext":`...)
+		from = len(b)
 		b = append(b, m.Ext...)
+		span(fieldExt, from)
 	}
-	return append(b, '}')
+	b = append(b, '}')
+	idx(0, abiVersion)
+	idx(idxFlags, flags)
+	if m.Direction <= plugins.Outbound {
+		idx(idxDirection, uint32(m.Direction))
+	}
+	if m.Source <= plugins.FromBroker {
+		idx(idxSource, uint32(m.Source))
+	}
+	return b
 }
 
 const hexDigits = "0123456789abcdef"

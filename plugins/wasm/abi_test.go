@@ -31,13 +31,19 @@ func TestMessageRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := appendMessage(nil, &tc.m)
-			if !json.Valid(b) {
-				t.Fatalf("appendMessage = %s: not valid JSON", b)
+			b := appendMessage([]byte("prefix"), &tc.m)[len("prefix"):]
+			if !json.Valid(b[indexSize:]) {
+				t.Fatalf("appendMessage = %s: not valid JSON", b[indexSize:])
 			}
-			var g guest.Message
-			if err := guest.ParseMessage(b, &g); err != nil {
-				t.Fatalf("ParseMessage(%s) = %v", b, err)
+			var g, gi guest.Message
+			if err := guest.ParseMessage(b[indexSize:], &g); err != nil {
+				t.Fatalf("ParseMessage(%s) = %v", b[indexSize:], err)
+			}
+			if err := guest.ParseIndexed(b, &gi); err != nil {
+				t.Fatalf("ParseIndexed(%q) = %v", b, err)
+			}
+			if !sameMessage(g, gi) {
+				t.Errorf("ParseIndexed = %+v; ParseMessage = %+v", gi, g)
 			}
 			wantChannel := tc.m.Channel
 			if tc.want.Channel != "" {
@@ -50,6 +56,12 @@ func TestMessageRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sameMessage(a, b guest.Message) bool {
+	return a.Channel == b.Channel && a.ID == b.ID && a.Direction == b.Direction && a.Source == b.Source &&
+		a.Client == b.Client && bytes.Equal(bytes.TrimSpace(a.Data), bytes.TrimSpace(b.Data)) &&
+		bytes.Equal(bytes.TrimSpace(a.Ext), bytes.TrimSpace(b.Ext))
 }
 
 func record(kind, flags byte, code uint16, a, b string) []byte {
@@ -196,12 +208,15 @@ func FuzzAppendMessage(f *testing.F) {
 		m := plugins.Message{Channel: channel, ID: id, Data: []byte(data), Direction: plugins.Inbound, Source: plugins.FromClient,
 			Client: plugins.Client{User: user}}
 		b := appendMessage(nil, &m)
-		if !json.Valid(b) {
-			t.Fatalf("appendMessage(%q, %q, %q) = %s: invalid JSON", channel, id, user, b)
+		if !json.Valid(b[indexSize:]) {
+			t.Fatalf("appendMessage(%q, %q, %q) = %s: invalid JSON", channel, id, user, b[indexSize:])
 		}
-		var g guest.Message
-		if err := guest.ParseMessage(b, &g); err != nil {
-			t.Fatalf("ParseMessage(%s) = %v", b, err)
+		var g, gi guest.Message
+		if err := guest.ParseMessage(b[indexSize:], &g); err != nil {
+			t.Fatalf("ParseMessage(%s) = %v", b[indexSize:], err)
+		}
+		if err := guest.ParseIndexed(b, &gi); err != nil || !sameMessage(g, gi) {
+			t.Fatalf("ParseIndexed = %+v, %v; ParseMessage = %+v", gi, err, g)
 		}
 		if utf8.ValidString(channel) && g.Channel != channel || utf8.ValidString(user) && g.Client.User != user {
 			t.Fatalf("round trip: %q %q -> %q %q", channel, user, g.Channel, g.Client.User)

@@ -278,7 +278,10 @@ func (in *instance) send(ctx context.Context, b []byte) error {
 func (in *instance) call(m *plugins.Message) (verdict, error) {
 	in.buf = appendMessage(in.buf[:0], m)
 	in.stderr.reset()
-	ctx := in.wd.start(in.v.f.Timeout.D())
+	ctx := context.Background()
+	if !in.v.f.noEnsure {
+		ctx = in.wd.start(in.v.f.Timeout.D())
+	}
 	if err := in.send(ctx, in.buf); err != nil {
 		return verdict{}, err
 	}
@@ -354,6 +357,7 @@ type watchdog struct {
 	done  chan struct{}
 	fired atomic.Bool
 	timer *time.Timer
+	armed bool
 }
 
 func (w *watchdog) init() {
@@ -367,6 +371,7 @@ func (w *watchdog) init() {
 
 // start arms the time limit and returns the call's context.
 func (w *watchdog) start(limit time.Duration) context.Context {
+	w.armed = true
 	w.timer.Reset(limit)
 	return w
 }
@@ -374,7 +379,11 @@ func (w *watchdog) start(limit time.Duration) context.Context {
 // stop disarms the time limit; false if it fired (the instance must then
 // be discarded).
 func (w *watchdog) stop() bool {
-	return w.timer.Stop() && !w.fired.Load()
+	if w.armed {
+		w.armed = false
+		return w.timer.Stop() && !w.fired.Load()
+	}
+	return !w.fired.Load()
 }
 
 // Deadline implements context.Context.

@@ -26,8 +26,8 @@ func cometgateAlloc(size uint32) uint32 {
 	return uint32(uintptr(unsafe.Pointer(&input[0])))
 }
 
-// cometgateFilter runs the handler on the message of size bytes the host
-// wrote at ptr (which must be the input buffer). It returns 0 to pass, or
+// cometgateFilter runs the handler on the message of size bytes (index
+// and JSON) the host wrote at ptr (which must be the input buffer). It returns 0 to pass, or
 // the verdict record's address in the high 32 bits and its length in the
 // low 32 bits.
 //
@@ -37,7 +37,7 @@ func cometgateFilter(ptr, size uint32) uint64 {
 	if !ok {
 		return result(Fail("input outside the buffer from cometgate_alloc"))
 	}
-	if err := ParseMessage(in, &msg); err != nil {
+	if err := ParseIndexed(in, &msg); err != nil {
 		return result(Fail(err.Error()))
 	}
 	if handler == nil {

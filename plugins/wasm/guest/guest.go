@@ -43,20 +43,27 @@
 package guest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// Message is one message as the filter sees it.
+// Message is one message as the filter sees it. Its strings and slices
+// point into the host's input buffer, which the next message overwrites:
+// they are valid until the handler returns. To keep one, copy it
+// (strings.Clone, bytes.Clone, or Clone for the whole message); a string
+// used as a map key must be cloned first. Never modify Data or Ext.
+// (Copying every message would cost an allocation per call and, in time,
+// a garbage collection, which in a guest is slow.)
 type Message struct {
 	Channel string
 	ID      string // "" if the message has none
 	// Data is the message's data, raw JSON; Ext its ext object, raw JSON,
-	// or nil. Both point into the host's input buffer: valid until the
-	// handler returns, and never to be modified.
+	// or nil.
 	Data []byte
 	Ext  []byte
 	// Direction is "inbound" (once per publish, before fan-out) or
@@ -68,6 +75,24 @@ type Message struct {
 	// Client is the publisher (inbound) or the recipient (outbound); its
 	// fields are "" for the server itself.
 	Client Client
+}
+
+// Clone returns a copy of m that stays valid after the handler returns.
+func (m *Message) Clone() *Message {
+	c := &Message{
+		Channel:   strings.Clone(m.Channel),
+		ID:        strings.Clone(m.ID),
+		Data:      bytes.Clone(m.Data),
+		Ext:       bytes.Clone(m.Ext),
+		Direction: m.Direction,
+		Source:    m.Source,
+		Client: Client{
+			ID:        strings.Clone(m.Client.ID),
+			User:      strings.Clone(m.Client.User),
+			Transport: strings.Clone(m.Client.Transport),
+		},
+	}
+	return c
 }
 
 // Client describes a session.

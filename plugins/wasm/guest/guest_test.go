@@ -122,3 +122,73 @@ func FuzzParseMessage(f *testing.F) {
 		}
 	})
 }
+
+// indexed builds an input: an index over js with the given (offset,
+// length) pairs.
+func indexed(flags uint32, spans [7][2]uint32, js string) []byte {
+	b := make([]byte, guest.IndexSize)
+	binary.LittleEndian.PutUint32(b, guest.ABIVersion)
+	binary.LittleEndian.PutUint32(b[4:], flags)
+	binary.LittleEndian.PutUint32(b[8:], 1)
+	binary.LittleEndian.PutUint32(b[12:], 2)
+	for i, s := range spans {
+		binary.LittleEndian.PutUint32(b[16+8*i:], s[0])
+		binary.LittleEndian.PutUint32(b[20+8*i:], s[1])
+	}
+	return append(b, js...)
+}
+
+func TestParseIndexed(t *testing.T) {
+	js := `{"channel":"/a\"b","data":[1]}`
+	var spans [7][2]uint32
+	spans[guest.FieldChannel] = [2]uint32{12, 5}
+	spans[guest.FieldData] = [2]uint32{26, 3}
+	var m guest.Message
+	if err := guest.ParseIndexed(indexed(1<<guest.FieldChannel, spans, js), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Channel != `/a"b` || string(m.Data) != `[1]` || m.Direction != "inbound" || m.Source != "api" || m.Ext != nil {
+		t.Errorf("ParseIndexed = %+v", m)
+	}
+	in := indexed(0, spans, js)
+	if err := guest.ParseIndexed(in, &m); err != nil || m.Channel != `/a\"b` {
+		t.Errorf("ParseIndexed without the escape flag = %q, %v; want the raw text", m.Channel, err)
+	}
+	c := m.Clone()
+	in[guest.IndexSize+12] = 'X' // the strings are views of the input; a clone is not
+	if m.Channel != `Xa\"b` || c.Channel != `/a\"b` {
+		t.Errorf("after the input changed: Channel %q, its clone's %q", m.Channel, c.Channel)
+	}
+
+	outside := spans
+	outside[guest.FieldData] = [2]uint32{26, 30}
+	atZero := spans
+	atZero[guest.FieldChannel] = [2]uint32{0, 3}
+	version := indexed(0, spans, js)
+	version[0] = 9
+	dir := indexed(0, spans, js)
+	dir[8] = 7
+	for name, in := range map[string][]byte{
+		"short":               indexed(0, spans, js)[:guest.IndexSize-1],
+		"version":             version,
+		"direction":           dir,
+		"span outside":        indexed(0, outside, js),
+		"escaped at offset 0": indexed(1<<guest.FieldChannel, atZero, js),
+	} {
+		if err := guest.ParseIndexed(in, &m); err == nil {
+			t.Errorf("%s: ParseIndexed = nil; want an error", name)
+		}
+	}
+}
+
+func FuzzParseIndexed(f *testing.F) {
+	var spans [7][2]uint32
+	spans[0] = [2]uint32{12, 5}
+	spans[5] = [2]uint32{26, 3}
+	f.Add(indexed(1, spans, `{"channel":"/a\"b","data":[1]}`))
+	f.Add(indexed(0x7f, spans, `{"channel":"\u0041\ud83d","data":[1]}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var m guest.Message
+		guest.ParseIndexed(in, &m) // must not panic
+	})
+}
