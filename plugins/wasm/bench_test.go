@@ -59,7 +59,7 @@ func BenchmarkFilter(b *testing.B) {
 		{"pass", pass, benchData(200, "")},
 		{"profanity-pass", profanity, benchData(200, "")},
 		{"profanity-rewrite", profanity, benchData(200, "heck")},
-		{"timestamp-json", timestamp, benchData(200, "")},
+		{"timestamp", timestamp, benchData(200, "")},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) { benchFilter(b, c.f, c.data, false) })

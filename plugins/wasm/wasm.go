@@ -36,7 +36,7 @@ const (
 	// its heap in steps of a few MiB.
 	DefaultMemoryPages = 256
 	// DefaultTimeout is the default time limit of one call.
-	DefaultTimeout = 20 * time.Millisecond
+	DefaultTimeout = 100 * time.Millisecond
 	// DefaultWatch is the default interval at which the module file is
 	// checked for changes.
 	DefaultWatch = 2 * time.Second
@@ -66,7 +66,7 @@ type Filter struct {
 	MemoryPages uint32 `yaml:"memoryPages"`
 	// Timeout is one call's time limit (wall clock, so it includes the
 	// host's scheduling delays); a guest running past it is stopped and
-	// the call fails. Default 20ms. A negative value removes the limit
+	// the call fails. Default 100ms. A negative value removes the limit
 	// and its cost (see the package documentation): for trusted guests
 	// only, since nothing can then stop a guest that loops.
 	Timeout config.Duration `yaml:"timeout"`

@@ -134,9 +134,20 @@ func TestTimestamp(t *testing.T) {
 		t.Errorf("data = %s; want text hi and ts in [%d, %d]", m.Data, before, after)
 	}
 
-	m = testMessage(`"just a string"`)
-	if err := f.Filter(ctx, m); err != nil || string(m.Data) != `"just a string"` {
-		t.Errorf("Filter(string data) = %v, %s; want it passed", err, m.Data)
+	for _, data := range []string{`"just a string"`, `[{}]`, `{"unterminated"`} {
+		m = testMessage(data)
+		if err := f.Filter(ctx, m); err != nil || string(m.Data) != data {
+			t.Errorf("Filter(%s) = %v, %s; want it passed", data, err, m.Data)
+		}
+	}
+	for _, data := range []string{`{}`, ` { } `, `{"ts":1}`} {
+		m = testMessage(data)
+		var got struct {
+			TS int64 `json:"ts"`
+		}
+		if err := f.Filter(ctx, m); err != nil || json.Unmarshal(m.Data, &got) != nil || got.TS < before {
+			t.Errorf("Filter(%s) = %v, %s; want a valid object with ts set", data, err, m.Data)
+		}
 	}
 }
 
@@ -148,7 +159,7 @@ func TestHostileGuests(t *testing.T) {
 	tests := []struct {
 		guest, trigger, want string
 	}{
-		{"loop", `"loop"`, "time limit of 20ms exceeded"},
+		{"loop", `"loop"`, "time limit of 100ms exceeded"},
 		{"oob", `"trap"`, "out of bounds memory access"},
 		{"hugealloc", `"grow"`, "out of memory"},
 		{"panic", `"boom"`, "panic: boom"},
