@@ -114,6 +114,19 @@ func TestProfanity(t *testing.T) {
 	}
 }
 
+func TestPassGuest(t *testing.T) {
+	f := mustFilter(t, "pass", "")
+	ctx := testCtx(t)
+	m := testMessage(`{"a":1}`)
+	if err := f.Filter(ctx, m); err != nil || string(m.Data) != `{"a":1}` {
+		t.Errorf("Filter(/chat/room) = %v, %s; want it passed unchanged", err, m.Data)
+	}
+	m.Channel = "/blocked/x"
+	if r, ok := plugins.AsRejection(f.Filter(ctx, m)); !ok || r.Error() != "403::blocked" {
+		t.Errorf("Filter(/blocked/x) = %v; want 403::blocked", r)
+	}
+}
+
 func TestTimestamp(t *testing.T) {
 	f := mustFilter(t, "timestamp", "config: {field: ts}\n")
 	ctx := testCtx(t)
