@@ -15,13 +15,14 @@ import (
 	"github.com/cometgate/cometgate/plugins/filters/regex"
 	"github.com/cometgate/cometgate/plugins/jwtauth"
 	"github.com/cometgate/cometgate/plugins/listeners/eventlog"
+	"github.com/cometgate/cometgate/plugins/wasm"
 )
 
 // Registry returns a new registry holding every built-in module.
 func Registry() *plugins.Registry {
 	r := plugins.NewRegistry()
 	for _, list := range [][]plugins.ModuleInfo{
-		nomarkup.Modules(), regex.Modules(), maxsize.Modules(), jsonschema.Modules(), ratelimit.Modules(),
+		nomarkup.Modules(), regex.Modules(), maxsize.Modules(), jsonschema.Modules(), ratelimit.Modules(), wasm.Modules(),
 		authz.Modules(), jwtauth.Modules(), eventlog.Modules(),
 	} {
 		for _, m := range list {
