@@ -349,10 +349,11 @@ slow_suite() {
 # PLUGIN_RATE msg/s published to it, on a gateway with: no filter; an
 # inbound WebAssembly filter (the profanity example, once per publish); an
 # outbound Go filter (nomarkup, once per delivery); an outbound
-# WebAssembly filter (once per delivery). Compare delivered/s and the
+# WebAssembly filter (the pass example, once per delivery). Compare delivered/s and the
 # server's CPU between the rows of one sitting.
 plugins_suite() {
 	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$bin/profanity.wasm" ./plugins/examples/profanity
+	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$bin/pass.wasm" ./plugins/examples/pass
 	local name chain conf
 	for name in none inbound-wasm outbound-go outbound-wasm; do
 		conf=$logdir/plugins-$name.yaml
@@ -360,7 +361,7 @@ plugins_suite() {
 		none) chain="" ;;
 		inbound-wasm) chain="      inbound: [{module: wasm, file: $bin/profanity.wasm}]" ;;
 		outbound-go) chain="      outbound: [{module: nomarkup}]" ;;
-		outbound-wasm) chain="      outbound: [{module: wasm, file: $bin/profanity.wasm}]" ;;
+		outbound-wasm) chain="      outbound: [{module: wasm, file: $bin/pass.wasm}]" ;;
 		esac
 		if [ -n "$chain" ]; then
 			printf 'plugins:\n  filters:\n    - channels: [/load/**]\n%s\n' "$chain" >"$conf"
