@@ -105,8 +105,11 @@ func (s *Set) Route(name string) *Route {
 		// Most channels share no first segment with any pattern: they
 		// are told apart without hashing their names.
 		first := name
-		if i := strings.IndexByte(name[1:], '/'); i >= 0 {
-			first = name[:i+1]
+		for i := 1; i < len(name); i++ { // first segments are short: no call to IndexByte
+			if name[i] == '/' {
+				first = name[:i]
+				break
+			}
 		}
 		if !slices.Contains(s.firsts, first) {
 			return nil

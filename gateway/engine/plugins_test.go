@@ -613,3 +613,15 @@ func TestQueueMaxedListener(t *testing.T) {
 		t.Errorf("OnQueueMaxed saw %v; want [2]", engineSaw)
 	}
 }
+
+// BenchmarkRouteLookupSharedSegment looks up a channel without filters
+// whose first segment a filter pattern shares (the cached map lookup).
+func BenchmarkRouteLookupSharedSegment(b *testing.B) {
+	set := loadSet(b, new(plugins.Shared), `filters: [{channels: [/chat/private/**, /news/*], inbound: [{module: mark, tag: a}]}]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if set.Route("/chat/lobby") != nil {
+			b.Fatal("matched")
+		}
+	}
+}
