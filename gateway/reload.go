@@ -72,6 +72,9 @@ func under(f string, paths []string) bool {
 func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if f, ok := s.certs.(*fileCerts); ok {
+		f.check() // SIGHUP also looks at the certificate files
+	}
 	if s.configPath == "" {
 		s.log.Warn("reload: " + ErrNoConfigFile.Error())
 		return nil, ErrNoConfigFile
@@ -216,6 +219,9 @@ func (s *Server) Ready() (bool, []string) {
 	}
 	for _, name := range s.backends.Unreachable() {
 		why = append(why, "backend "+name+" unreachable (required)")
+	}
+	if s.certs != nil {
+		why = append(why, s.certs.Problems()...)
 	}
 	return len(why) == 0, why
 }
