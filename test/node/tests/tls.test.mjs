@@ -7,54 +7,31 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Gateway } from '../lib/gateway.mjs';
+import { makeTestCertificates } from '../lib/testca.mjs';
 import { guard, Wire, withTimeout } from '../lib/util.mjs';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), '..', 'children', 'tls-client.mjs');
 const wire = new Wire();
-const dir = mkdtempSync(join(tmpdir(), 'cg-tls-'));
-const file = (name) => join(dir, name);
-
-/** A CA and a certificate for 127.0.0.1 signed by it, as PEM files in dir. */
-function makeCertificates() {
-  const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=cometgate test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
-  ssl('req', ...ec, '-keyout', 'key.pem', '-out', 'leaf.csr', '-subj', '/CN=localhost');
-  writeFileSync(file('leaf.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
-  ssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'cert.pem', '-days', '1', '-extfile', 'leaf.ext');
-}
-
-makeCertificates();
+const certs = makeTestCertificates();
 const gw = new Gateway({
   name: 'gateway',
-  tlsCA: readFileSync(file('ca.pem')),
-  extraYaml: [
-    'tls:',
-    '  mode: files',
-    `  certFile: ${JSON.stringify(file('cert.pem'))}`,
-    `  keyFile: ${JSON.stringify(file('key.pem'))}`,
-    'cookie:',
-    '  secure: true',
-    '  sameSite: none',
-  ].join('\n'),
+  tlsCA: certs.caPem,
+  extraYaml: [certs.tlsYaml, 'cookie:', '  secure: true', '  sameSite: none'].join('\n'),
 });
 before(() => gw.start());
-after(async () => { await gw.stop(); gw.cleanup(); rmSync(dir, { recursive: true, force: true }); });
+after(async () => { await gw.stop(); gw.cleanup(); certs.cleanup(); });
 
 /** Runs the child client over transport and returns its JSON report. */
 function runChild(transport) {
   const child = spawn(process.execPath, [CHILD], {
     env: {
       ...process.env,
-      NODE_EXTRA_CA_CERTS: file('ca.pem'),
+      NODE_EXTRA_CA_CERTS: certs.caFile,
       CG_URL: gw.url,
       CG_TRANSPORT: transport,
       CG_CHANNEL: `/tls/${randomBytes(5).toString('hex')}`,
