@@ -67,6 +67,8 @@ func under(f string, paths []string) bool {
 // logger was built with NewLogHandler, log.level and log.format. Settings that cannot change
 // while running are logged, each by name, as needing a restart, and
 // returned in NeedsRestart. No session and no held connect is dropped.
+// With tls.mode files, Reload also reloads the certificate files if they
+// changed, whatever becomes of the configuration.
 // Reloads are serialised; Reload may be called from any goroutine once
 // Start returned.
 func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {

@@ -599,13 +599,20 @@ func (s *Server) Backends() *backend.Router { return s.backends }
 // anything, to report route, backend and plugin errors (as gateway
 // -check-config does): plugin modules are provisioned (their files read,
 // WebAssembly compiled) and cleaned up. Pass WithConfigFile so that
-// relative file names in plugin options resolve as when running. Methods bound through server reflection are checked at start.
+// relative file names in plugin options resolve as when running. The
+// certificate files of tls.mode files are loaded too. Methods bound through server reflection are checked at start.
 func Check(cfg *config.Config, opts ...Option) error {
 	s, err := New(cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		return err
 	}
-	return errors.Join(s.backends.Close(context.Background()), s.closePlugins(context.Background()))
+	var errTLS error
+	if cfg.TLS.Mode == "files" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
+			errTLS = fmt.Errorf("tls.certFile %s, tls.keyFile %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		}
+	}
+	return errors.Join(errTLS, s.backends.Close(context.Background()), s.closePlugins(context.Background()))
 }
 
 // engineLimits translates the engine's settings that Reload changes.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -107,8 +108,9 @@ func writeAtomic(t *testing.T, name string, data []byte) {
 }
 
 // tlsServer starts a gateway in tls.mode files with a certificate of
-// serial 100 from ca, its files looked at every 20ms.
-func tlsServer(t *testing.T, ca *testCA, configure func(*config.Config)) (srv *gatewaytest.Server, certFile, keyFile string) {
+// serial 100 from ca, its files looked at every 20ms unless opts say
+// otherwise.
+func tlsServer(t *testing.T, ca *testCA, configure func(*config.Config), opts ...gateway.Option) (srv *gatewaytest.Server, certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
@@ -123,7 +125,7 @@ func tlsServer(t *testing.T, ca *testCA, configure func(*config.Config)) (srv *g
 		if configure != nil {
 			configure(c)
 		}
-	}, gateway.WithCertCheckInterval(20*time.Millisecond))
+	}, append([]gateway.Option{gateway.WithCertCheckInterval(20 * time.Millisecond)}, opts...)...)
 	return srv, certFile, keyFile
 }
 
@@ -458,6 +460,9 @@ func TestTLSStartErrors(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		if err := gateway.Check(cfg); tc.tls.Mode == "files" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: Check() = %v; want an error naming %q", name, err, tc.want)
+		}
 		srv, err := gateway.New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -472,5 +477,25 @@ func TestTLSStartErrors(t *testing.T) {
 		if !srv.Engine().Closing() {
 			t.Errorf("%s: engine left running", name)
 		}
+	}
+}
+
+// Reload (SIGHUP) looks at the certificate files at once, even with no
+// periodic check and no configuration file.
+func TestTLSReloadRereadsCertificates(t *testing.T) {
+	ca := newTestCA(t)
+	srv, certFile, keyFile := tlsServer(t, ca, nil, gateway.WithCertCheckInterval(0))
+	addr := srv.Addr().String()
+	c, k := ca.issue(t, 200)
+	writeAtomic(t, keyFile, k)
+	writeAtomic(t, certFile, c)
+	if n, err := servedSerial(ca, addr); err != nil || n != 100 {
+		t.Fatalf("before Reload: served serial %d, %v; want 100 (no periodic check)", n, err)
+	}
+	if _, err := srv.Reload(gatewaytest.Context(t)); !errors.Is(err, gateway.ErrNoConfigFile) {
+		t.Fatalf("Reload() = %v; want ErrNoConfigFile", err)
+	}
+	if n, err := servedSerial(ca, addr); err != nil || n != 200 {
+		t.Errorf("after Reload: served serial %d, %v; want 200", n, err)
 	}
 }
