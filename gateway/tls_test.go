@@ -35,7 +35,7 @@ type testCA struct {
 	pem  []byte
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -65,7 +65,7 @@ func newTestCA(t *testing.T) *testCA {
 
 // issue returns a PEM certificate for 127.0.0.1 and localhost with serial
 // number serial, and its PEM key.
-func (ca *testCA) issue(t *testing.T, serial int64) (certPEM, keyPEM []byte) {
+func (ca *testCA) issue(t testing.TB, serial int64) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -96,7 +96,7 @@ func (ca *testCA) issue(t *testing.T, serial int64) (certPEM, keyPEM []byte) {
 func (ca *testCA) clientTLS() *tls.Config { return &tls.Config{RootCAs: ca.pool} }
 
 // writeAtomic replaces name with data in one rename, as a rotation should.
-func writeAtomic(t *testing.T, name string, data []byte) {
+func writeAtomic(t testing.TB, name string, data []byte) {
 	t.Helper()
 	tmp := name + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
@@ -110,7 +110,7 @@ func writeAtomic(t *testing.T, name string, data []byte) {
 // tlsServer starts a gateway in tls.mode files with a certificate of
 // serial 100 from ca, its files looked at every 20ms unless opts say
 // otherwise.
-func tlsServer(t *testing.T, ca *testCA, configure func(*config.Config), opts ...gateway.Option) (srv *gatewaytest.Server, certFile, keyFile string) {
+func tlsServer(t testing.TB, ca *testCA, configure func(*config.Config), opts ...gateway.Option) (srv *gatewaytest.Server, certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
@@ -497,5 +497,38 @@ func TestTLSReloadRereadsCertificates(t *testing.T) {
 	}
 	if n, err := servedSerial(ca, addr); err != nil || n != 200 {
 		t.Errorf("after Reload: served serial %d, %v; want 200", n, err)
+	}
+}
+
+// BenchmarkTLSHandshake measures full TLS handshakes (no resumption) with
+// the public listener, ECDSA P-256 certificate, over loopback: each op is
+// one connection, the client's work included. Run with -cpu 1 for the
+// handshakes one core does.
+func BenchmarkTLSHandshake(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		version uint16
+		curve   tls.CurveID
+	}{
+		{"TLS1.3-X25519MLKEM768", tls.VersionTLS13, tls.X25519MLKEM768},
+		{"TLS1.3-X25519", tls.VersionTLS13, tls.X25519},
+		{"TLS1.2-X25519", tls.VersionTLS12, tls.X25519},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ca := newTestCA(b)
+			srv, _, _ := tlsServer(b, ca, nil)
+			cfg := ca.clientTLS()
+			cfg.MinVersion, cfg.MaxVersion = tc.version, tc.version
+			cfg.CurvePreferences = []tls.CurveID{tc.curve}
+			addr := srv.Addr().String()
+			b.ReportAllocs()
+			for b.Loop() {
+				conn, err := tls.Dial("tcp", addr, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn.Close()
+			}
+		})
 	}
 }
