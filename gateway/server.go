@@ -413,7 +413,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		undo = append(undo, func() { src.Close() })
 		s.certs = src
 		tlsConfig = s.publicTLS(src)
-		tlsConfig.GetCertificate(&tls.ClientHelloInfo{}) // notes the expiry of a source with one certificate
+		if f, ok := src.(*fileCerts); ok {
+			s.certExpiry.Store(f.cert.Load().Leaf.NotAfter.Unix()) // before the first handshake
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)

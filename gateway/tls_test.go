@@ -532,3 +532,46 @@ func BenchmarkTLSHandshake(b *testing.B) {
 		})
 	}
 }
+
+// A plain-HTTP listener that cannot listen fails Start, which closes the
+// public listener it had opened and stops the certificate source.
+func TestTLSStartUndoesOnHTTPListenFailure(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c, k := ca.issue(t, 100)
+	writeAtomic(t, certFile, c)
+	writeAtomic(t, keyFile, k)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := free.Addr().String()
+	free.Close()
+
+	cfg := config.Default()
+	cfg.Listen, cfg.API.Listen = public, "off"
+	cfg.Demo.Enabled = config.Bool(false)
+	cfg.TLS = config.TLSConfig{Mode: "files", CertFile: certFile, KeyFile: keyFile, HTTPListen: busy.Addr().String()}
+	cfg.SetDefaults()
+	srv, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "tls.httpListen") {
+		t.Fatalf("Start() = %v; want an error naming tls.httpListen", err)
+	}
+	again, err := net.Listen("tcp", public)
+	if err != nil {
+		t.Fatalf("the public listener was left open after a failed start: %v", err)
+	}
+	again.Close()
+	if !srv.Engine().Closing() {
+		t.Error("engine left running after a failed start")
+	}
+}
