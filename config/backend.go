@@ -18,7 +18,7 @@ type BackendConfig struct {
 	// >= 400 is a failed reply. Only call routes may use it.
 	URL string `yaml:"url"`
 	// TLS selects plaintext (default), server-authenticated TLS or mTLS.
-	TLS TLSConfig `yaml:"tls"`
+	TLS BackendTLSConfig `yaml:"tls"`
 	// Timeout bounds each call; a route or the client (ext.timeout, in ms)
 	// may ask for less. Default 5s.
 	Timeout Duration `yaml:"timeout"`
@@ -47,8 +47,8 @@ type BackendConfig struct {
 	Required bool `yaml:"required"`
 }
 
-// TLSConfig configures the connection to a backend.
-type TLSConfig struct {
+// BackendTLSConfig configures the connection to a backend.
+type BackendTLSConfig struct {
 	// Mode is "plaintext" (default), "tls" or "mtls".
 	Mode string `yaml:"mode"`
 	// CAFile is a PEM bundle to verify the backend; default the system

@@ -30,6 +30,8 @@ type Config struct {
 	Limits     LimitsConfig     `yaml:"limits"`
 	Transports TransportsConfig `yaml:"transports"`
 	Cookie     CookieConfig     `yaml:"cookie"`
+	// TLS serves the public listener over HTTPS. Default mode off.
+	TLS        TLSConfig        `yaml:"tls"`
 	CORS       CORSConfig       `yaml:"cors"`
 	Extensions ExtensionsConfig `yaml:"extensions"`
 	Demo       DemoConfig       `yaml:"demo"`
@@ -110,6 +112,11 @@ type BayeuxConfig struct {
 	// BAYEUX_BROWSER cookie) may hold a long poll at once; the others get
 	// the multiple-clients advice. -1 means unlimited. Default 1.
 	MaxSessionsPerBrowser int `yaml:"maxSessionsPerBrowser"`
+	// HTTP2MaxSessionsPerBrowser replaces MaxSessionsPerBrowser for
+	// long polls that arrive over HTTP/2, which does not use up the
+	// browser's connection limit (CometD's http2MaxSessionsPerBrowser).
+	// -1 means unlimited. Default -1.
+	HTTP2MaxSessionsPerBrowser int `yaml:"http2MaxSessionsPerBrowser"`
 	// MultiSessionInterval is the advised interval for the extra sessions
 	// of one browser. A negative value refuses them (reconnect "none").
 	// Default 2s.

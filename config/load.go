@@ -36,6 +36,7 @@ func (c *Config) SetDefaults() {
 	setInt(&b.MaxQueueBytes, 4<<20)
 	setBool(&b.BroadcastToPublisher, true)
 	setInt(&b.MaxSessionsPerBrowser, 1)
+	setInt(&b.HTTP2MaxSessionsPerBrowser, -1)
 	setDur(&b.MultiSessionInterval, 2*time.Second)
 	if len(b.ConnectionTypes) == 0 {
 		b.ConnectionTypes = []string{"websocket", "long-polling", "callback-polling"}
@@ -74,6 +75,7 @@ func (c *Config) SetDefaults() {
 	setBool(&c.Demo.Enabled, true)
 	c.setBackendDefaults()
 	c.setAPIDefaults()
+	c.setTLSDefaults()
 }
 
 // Load reads the YAML file at path strictly (unknown keys are errors),
@@ -226,6 +228,9 @@ func (c *Config) Validate() error {
 	if b.MaxSessionsPerBrowser < -1 {
 		bad("bayeux.maxSessionsPerBrowser", b.MaxSessionsPerBrowser, "must be >= 1, or -1 for unlimited")
 	}
+	if b.HTTP2MaxSessionsPerBrowser < -1 {
+		bad("bayeux.http2MaxSessionsPerBrowser", b.HTTP2MaxSessionsPerBrowser, "must be >= 1, or -1 for unlimited")
+	}
 	seen := map[string]bool{}
 	for i, t := range b.ConnectionTypes {
 		field := fmt.Sprintf("bayeux.connectionTypes[%d]", i)
@@ -304,6 +309,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateBackends(bad)
 	c.validateAPI(bad)
+	c.validateTLS(bad)
 	if c.Debug.Listen != "" && !loopback(c.Debug.Listen) {
 		bad("debug.listen", c.Debug.Listen, "profiles may only be served on a loopback address")
 	}

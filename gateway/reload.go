@@ -67,11 +67,16 @@ func under(f string, paths []string) bool {
 // logger was built with NewLogHandler, log.level and log.format. Settings that cannot change
 // while running are logged, each by name, as needing a restart, and
 // returned in NeedsRestart. No session and no held connect is dropped.
+// With tls.mode files, Reload also reloads the certificate files if they
+// changed, whatever becomes of the configuration.
 // Reloads are serialised; Reload may be called from any goroutine once
 // Start returned.
 func (s *Server) Reload(ctx context.Context) (*ReloadResult, error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if f, ok := s.certs.(*fileCerts); ok {
+		f.check() // SIGHUP also looks at the certificate files
+	}
 	if s.configPath == "" {
 		s.log.Warn("reload: " + ErrNoConfigFile.Error())
 		return nil, ErrNoConfigFile
@@ -216,6 +221,9 @@ func (s *Server) Ready() (bool, []string) {
 	}
 	for _, name := range s.backends.Unreachable() {
 		why = append(why, "backend "+name+" unreachable (required)")
+	}
+	if s.certs != nil {
+		why = append(why, s.certs.Problems()...)
 	}
 	return len(why) == 0, why
 }

@@ -75,17 +75,23 @@ type Server struct {
 	reloadMu   sync.Mutex     // serialises Reload; guards live
 	live       *config.Config // the configuration last applied
 
-	mu          sync.Mutex // guards listener, apiListener, serveErr
-	listener    net.Listener
-	connLimit   atomic.Pointer[connlimit.Listener] // the public listener, once started
-	apiListener net.Listener
-	serveErr    chan error
+	certCheck  time.Duration // how often tls.mode files looks at its files
+	certs      certSource    // the public listener's certificates; nil without TLS; set by Start
+	certExpiry atomic.Int64  // Unix time the certificate last served expires; 0: none yet
+	plain      *http.Server  // tls.httpListen's server, if any
+
+	mu            sync.Mutex // guards listener, plainListener, apiListener, serveErr
+	listener      net.Listener
+	plainListener net.Listener                       // tls.httpListen, if any
+	connLimit     atomic.Pointer[connlimit.Listener] // the public listener, once started
+	apiListener   net.Listener
+	serveErr      chan error
 }
 
 // New builds a Server from cfg, which must have been validated (as
 // config.Load does). Nothing is started.
 func New(cfg *config.Config, opts ...Option) (*Server, error) {
-	s := &Server{cfg: cfg, live: cfg, log: slog.Default(), metrics: metrics.New(),
+	s := &Server{cfg: cfg, live: cfg, log: slog.Default(), metrics: metrics.New(), certCheck: defaultCertCheck,
 		pluginShared: new(plugins.Shared), pluginCounters: new(plugins.Counters)}
 	for _, o := range opts {
 		o.apply(s)
@@ -158,11 +164,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	ws := cfg.Transports.WebSocket
 	s.transport = transport.NewHandler(s.engine, transport.Config{
-		ConnectionTypes:        b.ConnectionTypes,
-		MaxSessionsPerBrowser:  b.MaxSessionsPerBrowser,
-		DuplicateConnectStatus: b.DuplicateConnectStatus,
-		CallbackParameter:      cfg.Transports.CallbackPolling.CallbackParameter,
-		MaxCallbackLength:      cfg.Transports.CallbackPolling.MaxCallbackLength,
+		ConnectionTypes:            b.ConnectionTypes,
+		MaxSessionsPerBrowser:      b.MaxSessionsPerBrowser,
+		HTTP2MaxSessionsPerBrowser: b.HTTP2MaxSessionsPerBrowser,
+		DuplicateConnectStatus:     b.DuplicateConnectStatus,
+		CallbackParameter:          cfg.Transports.CallbackPolling.CallbackParameter,
+		MaxCallbackLength:          cfg.Transports.CallbackPolling.MaxCallbackLength,
 		WebSocket: transport.WebSocketConfig{
 			ReadBufferSize: ws.ReadBufferSize, WriteBufferSize: ws.WriteBufferSize,
 			PingInterval: ws.PingInterval.D(), IdleTimeout: ws.IdleTimeout.D(), WriteTimeout: ws.WriteTimeout.D(),
@@ -200,7 +207,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.chat = chat
 		s.mux.Handle("/", demo.Handler())
 	}
-	s.http = s.newHTTPServer(s.mux)
+	s.http = s.newHTTPServer(s.hsts(s.mux))
 	if cfg.APIEnabled() {
 		if err := s.buildAPI(); err != nil {
 			return undo(err)
@@ -329,6 +336,10 @@ func (s *Server) guardedMetrics(svc *api.Service) http.Handler {
 // metricSources lists the components /metrics reads at scrape time.
 func (s *Server) metricSources() metrics.Sources {
 	src := metrics.Sources{Engine: s.engine, Transport: s.transport, Backends: s.backends, RefusedConnections: s.RefusedConnections, Plugins: s.pluginCounters}
+	if s.cfg.TLSOn() {
+		src.CertificateExpiry = s.CertificateExpiry
+		src.CertificateLoadFailures = s.certificateLoadFailures
+	}
 	if svc := s.apiSvc; svc != nil {
 		src.APIRefused = func() map[string]int64 {
 			r := svc.Refused()
@@ -372,46 +383,85 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// Start listens on the configured address and serves in the background. If
-// any part fails to start, what was started is stopped and the error
-// returned.
-func (s *Server) Start(ctx context.Context) error {
+// Start listens on the configured addresses and serves in the background.
+// If any part fails to start, what was started is stopped, in reverse
+// order, and the error returned.
+func (s *Server) Start(ctx context.Context) (err error) {
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	undo = append(undo, func() { s.closePlugins(ctx) })
+	undo = append(undo, func() { s.backends.Close(ctx) })
 	if err := s.backends.Start(ctx, s.engine); err != nil {
-		s.backends.Close(ctx)
-		s.closePlugins(ctx)
 		return fmt.Errorf("start backends: %w", err)
 	}
 	if err := s.engine.Start(ctx); err != nil {
-		s.backends.Close(ctx)
-		s.closePlugins(ctx)
 		return fmt.Errorf("start engine: %w", err)
+	}
+	undo = append(undo, func() { s.engine.Close(ctx) })
+	var tlsConfig *tls.Config
+	if s.cfg.TLSOn() {
+		src, err := newCertSource(s.cfg.TLS, s.certCheck, s.log)
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { src.Close() })
+		s.certs = src
+		tlsConfig = s.publicTLS(src)
+		if f, ok := src.(*fileCerts); ok {
+			s.certExpiry.Store(f.cert.Load().Leaf.NotAfter.Unix()) // before the first handshake
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
-		s.engine.Close(ctx)
-		s.backends.Close(ctx)
-		s.closePlugins(ctx)
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
+	undo = append(undo, func() { ln.Close() })
+	// The per-address limit counts raw TCP connections, before any TLS
+	// handshake.
 	limited := connlimit.New(ln, s.cfg.Limits.MaxConnectionsPerAddress, s.log)
 	s.connLimit.Store(limited)
 	ln = limited
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	var plainLn net.Listener
+	if addr := s.cfg.TLS.HTTPListen; tlsConfig != nil && addr != "" {
+		if plainLn, err = lc.Listen(ctx, "tcp", addr); err != nil {
+			return fmt.Errorf("listen on %s (tls.httpListen): %w", addr, err)
+		}
+		undo = append(undo, func() { plainLn.Close() })
+		s.plain = &http.Server{
+			Handler:           s.plainHandler(s.certs),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       time.Minute,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+	}
 	var apiLn net.Listener
 	if s.api != nil {
 		if apiLn, err = lc.Listen(ctx, "tcp", s.cfg.API.Listen); err != nil {
-			ln.Close()
-			s.engine.Close(ctx)
-			s.backends.Close(ctx)
-			s.closePlugins(ctx)
-			s.closePlugins(ctx)
 			return fmt.Errorf("listen on %s (api.listen): %w", s.cfg.API.Listen, err)
+		}
+		undo = append(undo, func() { apiLn.Close() })
+	}
+	if addr := s.cfg.Debug.Listen; addr != "" {
+		if err := s.serveDebug(ctx, addr); err != nil {
+			return err
 		}
 	}
 	s.mu.Lock()
 	s.listener = ln
+	s.plainListener = plainLn
 	s.apiListener = apiLn
-	s.serveErr = make(chan error, 2)
+	s.serveErr = make(chan error, 3)
 	s.mu.Unlock()
 	serve := func(srv *http.Server, ln net.Listener, tlsOn bool) {
 		var err error
@@ -425,19 +475,12 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		s.serveErr <- err
 	}
-	if addr := s.cfg.Debug.Listen; addr != "" {
-		if err := s.serveDebug(ctx, addr); err != nil {
-			ln.Close()
-			if apiLn != nil {
-				apiLn.Close()
-			}
-			s.engine.Close(ctx)
-			s.backends.Close(ctx)
-			return err
-		}
+	go serve(s.http, ln, false) // a TLS listener's connections are served over TLS, HTTP/2 included
+	s.log.Info("cometgate listening", "addr", ln.Addr().String(), "bayeux", s.cfg.Path, "demo", *s.cfg.Demo.Enabled, "tls", s.cfg.TLS.Mode)
+	if plainLn != nil {
+		go serve(s.plain, plainLn, false)
+		s.log.Info("plain HTTP listening", "addr", plainLn.Addr().String(), "redirect", *s.cfg.TLS.Redirect)
 	}
-	go serve(s.http, ln, false)
-	s.log.Info("cometgate listening", "addr", ln.Addr().String(), "bayeux", s.cfg.Path, "demo", *s.cfg.Demo.Enabled)
 	if apiLn != nil {
 		tlsOn := s.api.TLSConfig != nil // read before Serve configures HTTP/2 on it
 		go serve(s.api, apiLn, tlsOn)
@@ -527,11 +570,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.debug != nil {
 		s.debug.Close()
 	}
+	if s.plain != nil {
+		if err := s.plain.Shutdown(ctx); err != nil {
+			s.plain.Close()
+			errHTTP = errors.Join(errHTTP, err)
+		}
+	}
 	if s.api != nil {
 		if err := s.api.Shutdown(ctx); err != nil {
 			s.api.Close()
 			errHTTP = errors.Join(errHTTP, err)
 		}
+	}
+	if s.certs != nil {
+		errHTTP = errors.Join(errHTTP, s.certs.Close())
 	}
 	s.shutdownStep("listeners stopped", errHTTP)
 	errBackends := s.backends.Close(ctx)
@@ -549,13 +601,20 @@ func (s *Server) Backends() *backend.Router { return s.backends }
 // anything, to report route, backend and plugin errors (as gateway
 // -check-config does): plugin modules are provisioned (their files read,
 // WebAssembly compiled) and cleaned up. Pass WithConfigFile so that
-// relative file names in plugin options resolve as when running. Methods bound through server reflection are checked at start.
+// relative file names in plugin options resolve as when running. The
+// certificate files of tls.mode files are loaded too. Methods bound through server reflection are checked at start.
 func Check(cfg *config.Config, opts ...Option) error {
 	s, err := New(cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		return err
 	}
-	return errors.Join(s.backends.Close(context.Background()), s.closePlugins(context.Background()))
+	var errTLS error
+	if cfg.TLS.Mode == "files" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
+			errTLS = fmt.Errorf("tls.certFile %s, tls.keyFile %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		}
+	}
+	return errors.Join(errTLS, s.backends.Close(context.Background()), s.closePlugins(context.Background()))
 }
 
 // engineLimits translates the engine's settings that Reload changes.

@@ -24,9 +24,10 @@ type Server struct {
 	// Config is the configuration the server was built from; do not
 	// modify it.
 	Config *config.Config
-	// URL is the Bayeux endpoint, e.g. "http://127.0.0.1:41234/cometd".
+	// URL is the Bayeux endpoint, e.g. "http://127.0.0.1:41234/cometd"
+	// (https with tls.mode on).
 	URL string
-	// WSURL is the same endpoint with the ws scheme.
+	// WSURL is the same endpoint with the ws (or wss) scheme.
 	WSURL string
 }
 
@@ -69,7 +70,11 @@ func NewServer(t testing.TB, configure func(*config.Config), opts ...gateway.Opt
 			t.Errorf("gatewaytest: Shutdown: %v", err)
 		}
 	})
-	url := "http://" + srv.Addr().String() + cfg.Path
+	scheme := "http"
+	if cfg.TLSOn() {
+		scheme = "https"
+	}
+	url := scheme + "://" + srv.Addr().String() + cfg.Path
 	return &Server{
 		Server: srv,
 		Config: cfg,

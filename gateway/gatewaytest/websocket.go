@@ -2,6 +2,7 @@ package gatewaytest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,7 +48,13 @@ type wsFrame struct {
 // nil). On a refused upgrade it returns the server's response with the
 // error.
 func DialWebSocket(ctx context.Context, url string, header http.Header) (*WSClient, *http.Response, error) {
-	d := websocket.Dialer{HandshakeTimeout: DefaultTimeout}
+	return DialWebSocketTLS(ctx, url, header, nil)
+}
+
+// DialWebSocketTLS is DialWebSocket with the TLS configuration of a wss
+// url (nil: the defaults).
+func DialWebSocketTLS(ctx context.Context, url string, header http.Header, tc *tls.Config) (*WSClient, *http.Response, error) {
+	d := websocket.Dialer{HandshakeTimeout: DefaultTimeout, TLSClientConfig: tc}
 	conn, resp, err := d.DialContext(ctx, url, header)
 	if err != nil {
 		return nil, resp, err

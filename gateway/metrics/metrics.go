@@ -98,6 +98,13 @@ type Sources struct {
 	APIRefused func() map[string]int64
 	// Plugins counts the filters' outcomes.
 	Plugins *plugins.Counters
+	// CertificateExpiry returns when the certificate last served on the
+	// public listener expires; zero while none was served. Nil without TLS.
+	CertificateExpiry func() time.Time
+	// CertificateLoadFailures counts certificates that could not be
+	// loaded or obtained (tls.mode files: a bad pair on disk). Nil
+	// without TLS.
+	CertificateLoadFailures func() int64
 }
 
 // Register adds the collectors that read src's counters when scraped,
@@ -156,6 +163,8 @@ var (
 	descAuthFailed        = desc("auth_failed_total", "Handshakes refused by the plugin authenticators (no credentials, refused credentials, authenticator unavailable).")
 	descCredsExpired      = desc("credentials_expired_total", "Sessions disconnected because the credentials they handshook with expired.")
 	descAPIRefused        = desc("api_refused_total", "REST requests refused by the control API's browser checks, by reason.", "reason")
+	descCertExpiry        = desc("tls_certificate_expiry_seconds", "Seconds until the certificate last served on the public listener expires (negative: expired).")
+	descCertFailures      = desc("tls_certificate_load_failures_total", "Certificates that could not be loaded or obtained; the one served before is kept.")
 )
 
 // Describe sends nothing: the collector is unchecked, since which series
@@ -262,6 +271,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, v := range f() {
 			counter(descAPIRefused, v, reason)
 		}
+	}
+	if f := src.CertificateExpiry; f != nil {
+		if t := f(); !t.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, time.Until(t).Seconds())
+		}
+	}
+	if f := src.CertificateLoadFailures; f != nil {
+		counter(descCertFailures, f())
 	}
 }
 

@@ -28,6 +28,10 @@ type Config struct {
 	// MaxSessionsPerBrowser is how many long polls one browser may hold;
 	// -1 means unlimited. Default 1.
 	MaxSessionsPerBrowser int
+	// HTTP2MaxSessionsPerBrowser replaces MaxSessionsPerBrowser for long
+	// polls over HTTP/2, which do not use up the browser's connection
+	// limit; -1 means unlimited. Default -1.
+	HTTP2MaxSessionsPerBrowser int
 	// MultiSessionInterval is the interval advised to extra sessions of a
 	// browser; negative refuses them. Default 2s.
 	MultiSessionInterval time.Duration
@@ -140,6 +144,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSessionsPerBrowser == 0 {
 		c.MaxSessionsPerBrowser = 1
+	}
+	if c.HTTP2MaxSessionsPerBrowser == 0 {
+		c.HTTP2MaxSessionsPerBrowser = -1
 	}
 	if c.MultiSessionInterval == 0 {
 		c.MultiSessionInterval = 2 * time.Second

@@ -20,6 +20,7 @@ type Handler struct {
 	cfg      Config               // its Live fields are read from live instead
 	live     atomic.Pointer[Live] // immutable; replaced by SetLive
 	browsers browsers
+	h2Polls  browsers // the same for long polls over HTTP/2 (HTTP2MaxSessionsPerBrowser)
 	upgrader websocket.Upgrader
 	polled   websocket.Upgrader // for connections watched by the poller
 	poller   *poller            // nil: a reader goroutine per connection
@@ -44,6 +45,7 @@ func NewHandler(e *engine.Engine, cfg Config) *Handler {
 		e:          e,
 		cfg:        cfg,
 		browsers:   browsers{max: cfg.MaxSessionsPerBrowser, held: make(map[string]map[string]int)},
+		h2Polls:    browsers{max: cfg.HTTP2MaxSessionsPerBrowser, held: make(map[string]map[string]int)},
 		conns:      connSet{m: make(map[*wsConn]struct{})},
 		bufs:       sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }},
 		flushers:   flushers{delay: cfg.WebSocket.FlushDelay},

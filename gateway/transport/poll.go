@@ -222,7 +222,11 @@ func (h *Handler) servePoll(w http.ResponseWriter, r *http.Request, jsonp bool) 
 // error status was written (superseded).
 func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.Client, x *engine.Exchange) ([][]byte, time.Time, bool) {
 	s := x.Session
-	if !h.browsers.acquire(c.Browser, s.ID()) {
+	held := &h.browsers
+	if r.ProtoMajor >= 2 {
+		held = &h.h2Polls
+	}
+	if !held.acquire(c.Browser, s.ID()) {
 		h.stats.browserLimited.Add(1)
 		// Another tab of this browser already holds a long poll.
 		interval := h.live.Load().MultiSessionInterval
@@ -234,7 +238,7 @@ func (h *Handler) holdConnect(w http.ResponseWriter, r *http.Request, c *engine.
 		x.Reply.Advice = a
 		return s.Complete(x, nil, 0), time.Time{}, true
 	}
-	defer h.browsers.release(c.Browser, s.ID())
+	defer held.release(c.Browser, s.ID())
 	hold := s.Park(x)
 	timer := time.NewTimer(x.Hold)
 	gone := false

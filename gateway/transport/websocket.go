@@ -106,8 +106,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	h.stats.wsOpened.Add(1)
 	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.negotiatedDeflate()}
 	sock := hj.conn
-	if u, ok := sock.(interface{ NetConn() net.Conn }); ok {
-		sock = u.NetConn() // a listener's wrapper (per-address limit)
+	if u, ok := sock.(interface{ NetConn() net.Conn }); ok && r.TLS == nil {
+		sock = u.NetConn() // a listener's wrapper (per-address limit); never a TLS connection's socket
 	}
 	if tcp, ok := sock.(*net.TCPConn); ok {
 		c.raw, _ = tcp.SyscallConn()

@@ -11,6 +11,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, '..', '..', '..');
@@ -72,9 +73,10 @@ export function freePort() {
   });
 }
 
-function httpGet(url, timeoutMs) {
+function httpGet(url, timeoutMs, ca) {
   return new Promise((res, rej) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (r) => {
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const req = get(url, { agent: false, timeout: timeoutMs, ca }, (r) => {
       let body = '';
       r.setEncoding('utf8');
       r.on('data', (c) => { body += c; });
@@ -95,7 +97,9 @@ function yamlString(s) {
  * One gateway process (and its restarts on the same port).
  * Options: timeout ('2s'), maxInterval ('10s'), allowedOrigins ([]),
  * ack (true), timesync (true), logLevel ('debug'), extraYaml (string),
- * env ({}), name (for logs).
+ * env ({}), name (for logs), tlsCA (PEM of the CA that signed the
+ * certificate of a gateway configured with tls in extraYaml: its URLs are
+ * then https and wss).
  */
 export class Gateway {
   constructor(opts = {}) {
@@ -119,9 +123,9 @@ export class Gateway {
     this.starts = 0;
   }
 
-  get origin() { return `http://127.0.0.1:${this.port}`; }
+  get origin() { return `${this.opts.tlsCA ? 'https' : 'http'}://127.0.0.1:${this.port}`; }
   get url() { return `${this.origin}/cometd`; }
-  get wsUrl() { return `ws://127.0.0.1:${this.port}/cometd`; }
+  get wsUrl() { return `${this.opts.tlsCA ? 'wss' : 'ws'}://127.0.0.1:${this.port}/cometd`; }
 
   writeConfig() {
     const o = this.opts;
@@ -192,7 +196,7 @@ export class Gateway {
         throw new Error(`gateway exited during startup (code=${exitInfo.code} signal=${exitInfo.sig}):\n${this.logTail()}`);
       }
       try {
-        const r = await httpGet(`${this.origin}/healthz`, 1000);
+        const r = await httpGet(`${this.origin}/healthz`, 1000, this.opts.tlsCA);
         if (r.status === 200) return this;
       } catch { /* not up yet */ }
       if (Date.now() > deadline) {
