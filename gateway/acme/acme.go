@@ -374,7 +374,11 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 		if isUnreachable(err) {
 			m.setProblem("ca", fmt.Sprintf("ACME CA %s unreachable: %v", m.cfg.CA, err))
 		}
-		m.setProblem("cert:"+name, fmt.Sprintf("%s certificate for %s failed: %s", what, name, describe(err)))
+		line := fmt.Sprintf("%s certificate for %s failed: %s", what, name, describe(err))
+		if left, ok := data["remaining"].(time.Duration); ok && renewal && left > 0 {
+			line = fmt.Sprintf("%s (the current certificate is still served, %v left)", line, left.Round(time.Second))
+		}
+		m.setProblem("cert:"+name, line)
 	}
 	return nil
 }

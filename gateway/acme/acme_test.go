@@ -278,6 +278,44 @@ func TestRenewWhileConnected(t *testing.T) {
 	})
 }
 
+// TestRenewalFailureKeepsServing stops the CA once a certificate is in
+// its renewal window: renewal fails and is reported, and the current
+// certificate is still served.
+func TestRenewalFailureKeepsServing(t *testing.T) {
+	tlsLn, tlsPort := loopbackListener(t)
+	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort, validity: 60})
+	cfg := baseConfig(t, p)
+	cfg.Domains = []string{"keep.cometgate.test"}
+	cfg.Challenges = []string{ChallengeTLSALPN01}
+	cfg.AltTLSALPNPort = tlsPort
+	cfg.RenewalWindowRatio = 0.9 // renew after 6 s
+	cfg.RenewCheckInterval = time.Second
+	cfg.DisableARI = true
+	m := newManager(t, cfg)
+	serveTLS(t, tlsLn, m)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitObtained(t, m, 1)
+	p.srv.Close()
+	gatewaytest.Eventually(t, waitLimit, func() error {
+		pr := strings.Join(m.Problems(), "\n")
+		if !strings.Contains(pr, "renewing certificate for keep.cometgate.test failed") || !strings.Contains(pr, "still served") {
+			return fmt.Errorf("problems: %q", pr)
+		}
+		return nil
+	})
+	c, err := dialTLS(tlsLn.Addr().String(), "keep.cometgate.test", p.roots())
+	if err != nil {
+		t.Fatalf("handshake after failed renewal: %v", err)
+	}
+	c.Close()
+	if _, r, f, _ := m.Stats(); r != 0 || f < 1 {
+		t.Fatalf("renewed %d failures %d, want 0 and >= 1", r, f)
+	}
+	t.Logf("problems: %q", m.Problems())
+}
+
 // TestOnDemand refuses a name outside the allowlist without an ACME order
 // and obtains one for a name inside it during the handshake.
 func TestOnDemand(t *testing.T) {
@@ -336,6 +374,37 @@ func TestOnDemand(t *testing.T) {
 	}
 	if _, _, _, refused := m.Stats(); refused != 2 {
 		t.Fatalf("refused = %d, want 2", refused)
+	}
+}
+
+// TestOnDemandWithDomains obtains Domains eagerly while on-demand is on
+// and serves them without consulting the allowlist.
+func TestOnDemandWithDomains(t *testing.T) {
+	tlsLn, tlsPort := loopbackListener(t)
+	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
+	cfg := baseConfig(t, p)
+	cfg.Domains = []string{"eager.cometgate.test"}
+	cfg.Challenges = []string{ChallengeTLSALPN01}
+	cfg.AltTLSALPNPort = tlsPort
+	cfg.OnDemand = true
+	m := newManager(t, cfg)
+	serveTLS(t, tlsLn, m)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitObtained(t, m, 1) // before any handshake: eager
+	addr := tlsLn.Addr().String()
+	c, err := dialTLS(addr, "eager.cometgate.test", p.roots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if c, err := dialTLS(addr, "other.cometgate.test", p.roots()); err == nil {
+		c.Close()
+		t.Fatal("handshake for a name outside the empty allowlist succeeded")
+	}
+	if o, _, _, refused := m.Stats(); o != 1 || refused != 1 {
+		t.Fatalf("obtained %d refused %d, want 1 1", o, refused)
 	}
 }
 
