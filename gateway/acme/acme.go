@@ -165,7 +165,7 @@ type Manager struct {
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // Start's goroutines
+	wg     sync.WaitGroup // Start's goroutines: probeCA, manageLoop
 
 	mu        sync.Mutex
 	allow     map[string]bool   // on-demand allowlist, exact names and "*.x" patterns
@@ -305,13 +305,39 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.wg.Add(1)
 	go m.probeCA()
-	if len(m.cfg.Domains) == 0 {
-		return nil
-	}
-	if err := m.managed.ManageAsync(m.ctx, m.cfg.Domains); err != nil {
-		return fmt.Errorf("acme: manage %v: %w", m.cfg.Domains, err)
+	for _, d := range m.cfg.Domains {
+		m.wg.Add(1)
+		go m.manageLoop(d)
 	}
 	return nil
+}
+
+// retryIntervals paces manageLoop's attempts to get a domain's first
+// certificate; the last one repeats.
+var retryIntervals = []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour}
+
+// manageLoop brings name under certmagic's management: it loads the
+// certificate from storage or obtains it, retrying with backoff until it
+// succeeds or the Manager closes. From then on certmagic's maintenance
+// renews it. It runs in its own goroutine (not certmagic's ManageAsync) so
+// that Close can wait for it.
+func (m *Manager) manageLoop(name string) {
+	defer m.wg.Done()
+	for i := 0; ; i++ {
+		err := m.managed.ManageSync(m.ctx, []string{name})
+		if err == nil || m.ctx.Err() != nil {
+			return
+		}
+		wait := retryIntervals[min(i, len(retryIntervals)-1)]
+		m.log.Error("acme: managing certificate; will retry", "name", name, "err", err, "retryIn", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-m.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // probeCA fetches the CA's directory once so that an unreachable CA shows
@@ -532,7 +558,8 @@ func (m *Manager) Stats() (obtained, renewed, failures, onDemandRefused int64) {
 }
 
 // Close stops certificate management and certmagic's maintenance
-// goroutine, and waits for them. Certificates already served stay valid.
+// goroutine, and waits for them (a renewal job certmagic already started
+// is cancelled, not awaited). Certificates already served stay valid.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,15 @@ import (
 )
 
 const waitLimit = 45 * time.Second
+
+var nameSeq atomic.Int64
+
+// uniqueName returns label.cometgate.test with a per-process sequence
+// number: certmagic keeps some state by name process-wide (renewal backoff,
+// active challenges), which must not leak from one test run to the next.
+func uniqueName(label string) string {
+	return fmt.Sprintf("%s-%d.cometgate.test", label, nameSeq.Add(1))
+}
 
 func testLogger() *slog.Logger {
 	if testing.Verbose() {
@@ -144,7 +154,8 @@ func TestObtainHTTP01(t *testing.T) {
 	tlsLn, _ := loopbackListener(t)
 	p := startPebble(t, pebbleOptions{httpPort: httpPort, tlsPort: 1})
 	cfg := baseConfig(t, p)
-	cfg.Domains = []string{"http.cometgate.test"}
+	name := uniqueName("http")
+	cfg.Domains = []string{name}
 	cfg.Challenges = []string{ChallengeHTTP01}
 	cfg.AltHTTPPort = httpPort
 	m := newManager(t, cfg)
@@ -168,7 +179,7 @@ func TestObtainHTTP01(t *testing.T) {
 	}
 	waitObtained(t, m, 1)
 
-	c, err := dialTLS(tlsLn.Addr().String(), "http.cometgate.test", p.roots())
+	c, err := dialTLS(tlsLn.Addr().String(), name, p.roots())
 	if err != nil {
 		t.Fatalf("handshake with Pebble's root: %v", err)
 	}
@@ -176,7 +187,7 @@ func TestObtainHTTP01(t *testing.T) {
 	if err := echo(c, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dialTLS(tlsLn.Addr().String(), "http.cometgate.test", x509.NewCertPool()); err == nil {
+	if _, err := dialTLS(tlsLn.Addr().String(), name, x509.NewCertPool()); err == nil {
 		t.Fatal("handshake verified without Pebble's root")
 	}
 
@@ -201,7 +212,8 @@ func TestObtainTLSALPN01(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
 	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
 	cfg := baseConfig(t, p)
-	cfg.Domains = []string{"alpn.cometgate.test"}
+	name := uniqueName("alpn")
+	cfg.Domains = []string{name}
 	cfg.Challenges = []string{ChallengeTLSALPN01}
 	cfg.AltTLSALPNPort = tlsPort
 	m := newManager(t, cfg)
@@ -213,7 +225,7 @@ func TestObtainTLSALPN01(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitObtained(t, m, 1)
-	c, err := dialTLS(tlsLn.Addr().String(), "alpn.cometgate.test", p.roots())
+	c, err := dialTLS(tlsLn.Addr().String(), name, p.roots())
 	if err != nil {
 		t.Fatalf("handshake with Pebble's root: %v", err)
 	}
@@ -234,7 +246,8 @@ func TestRenewWhileConnected(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
 	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort, validity: 20})
 	cfg := baseConfig(t, p)
-	cfg.Domains = []string{"renew.cometgate.test"}
+	name := uniqueName("renew")
+	cfg.Domains = []string{name}
 	cfg.Challenges = []string{ChallengeTLSALPN01}
 	cfg.AltTLSALPNPort = tlsPort
 	cfg.RenewalWindowRatio = 0.5
@@ -247,7 +260,7 @@ func TestRenewWhileConnected(t *testing.T) {
 	}
 	waitObtained(t, m, 1)
 	addr := tlsLn.Addr().String()
-	c, err := dialTLS(addr, "renew.cometgate.test", p.roots())
+	c, err := dialTLS(addr, name, p.roots())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +279,7 @@ func TestRenewWhileConnected(t *testing.T) {
 		t.Fatalf("connection opened before renewal: %v", err)
 	}
 	gatewaytest.Eventually(t, waitLimit, func() error {
-		c2, err := dialTLS(addr, "renew.cometgate.test", p.roots())
+		c2, err := dialTLS(addr, name, p.roots())
 		if err != nil {
 			return err
 		}
@@ -285,7 +298,8 @@ func TestRenewalFailureKeepsServing(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
 	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort, validity: 60})
 	cfg := baseConfig(t, p)
-	cfg.Domains = []string{"keep.cometgate.test"}
+	name := uniqueName("keep")
+	cfg.Domains = []string{name}
 	cfg.Challenges = []string{ChallengeTLSALPN01}
 	cfg.AltTLSALPNPort = tlsPort
 	cfg.RenewalWindowRatio = 0.9 // renew after 6 s
@@ -300,12 +314,12 @@ func TestRenewalFailureKeepsServing(t *testing.T) {
 	p.srv.Close()
 	gatewaytest.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
-		if !strings.Contains(pr, "renewing certificate for keep.cometgate.test failed") || !strings.Contains(pr, "still served") {
+		if !strings.Contains(pr, "renewing certificate for "+name+" failed") || !strings.Contains(pr, "still served") {
 			return fmt.Errorf("problems: %q", pr)
 		}
 		return nil
 	})
-	c, err := dialTLS(tlsLn.Addr().String(), "keep.cometgate.test", p.roots())
+	c, err := dialTLS(tlsLn.Addr().String(), name, p.roots())
 	if err != nil {
 		t.Fatalf("handshake after failed renewal: %v", err)
 	}
@@ -383,7 +397,8 @@ func TestOnDemandWithDomains(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
 	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
 	cfg := baseConfig(t, p)
-	cfg.Domains = []string{"eager.cometgate.test"}
+	name := uniqueName("eager")
+	cfg.Domains = []string{name}
 	cfg.Challenges = []string{ChallengeTLSALPN01}
 	cfg.AltTLSALPNPort = tlsPort
 	cfg.OnDemand = true
@@ -394,7 +409,7 @@ func TestOnDemandWithDomains(t *testing.T) {
 	}
 	waitObtained(t, m, 1) // before any handshake: eager
 	addr := tlsLn.Addr().String()
-	c, err := dialTLS(addr, "eager.cometgate.test", p.roots())
+	c, err := dialTLS(addr, name, p.roots())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +428,8 @@ func TestFailedChallengeReason(t *testing.T) {
 	httpLn, httpPort := loopbackListener(t)
 	p := startPebble(t, pebbleOptions{httpPort: httpPort, tlsPort: 1})
 	cfg := baseConfig(t, p)
-	cfg.Domains = []string{"fail.cometgate.test"}
+	name := uniqueName("fail")
+	cfg.Domains = []string{name}
 	cfg.Challenges = []string{ChallengeHTTP01}
 	cfg.AltHTTPPort = httpPort
 	m := newManager(t, cfg)
@@ -423,8 +439,8 @@ func TestFailedChallengeReason(t *testing.T) {
 	}
 	gatewaytest.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
-		if !strings.Contains(pr, "obtaining certificate for fail.cometgate.test failed: CA says:") ||
-			!strings.Contains(pr, "404") || !strings.Contains(pr, "no certificate yet for fail.cometgate.test") {
+		if !strings.Contains(pr, "obtaining certificate for "+name+" failed: CA says:") ||
+			!strings.Contains(pr, "404") || !strings.Contains(pr, "no certificate yet for "+name) {
 			return fmt.Errorf("problems: %q", pr)
 		}
 		return nil
@@ -439,10 +455,11 @@ func TestFailedChallengeReason(t *testing.T) {
 func TestUnreachableCA(t *testing.T) {
 	ln, port := loopbackListener(t)
 	ln.Close() // nothing listens there now
+	name := uniqueName("down")
 	cfg := Config{
 		CA:      fmt.Sprintf("https://127.0.0.1:%d/dir", port),
 		Agreed:  true,
-		Domains: []string{"down.cometgate.test"},
+		Domains: []string{name},
 		Storage: t.TempDir(),
 		Logger:  testLogger(),
 	}
@@ -452,7 +469,7 @@ func TestUnreachableCA(t *testing.T) {
 	}
 	gatewaytest.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
-		if !strings.Contains(pr, "ACME CA "+cfg.CA+" unreachable") || !strings.Contains(pr, "no certificate yet for down.cometgate.test") {
+		if !strings.Contains(pr, "ACME CA "+cfg.CA+" unreachable") || !strings.Contains(pr, "no certificate yet for "+name) {
 			return fmt.Errorf("problems: %q", pr)
 		}
 		return nil
@@ -515,7 +532,8 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
 	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
 	cfg := baseConfig(t, p)
-	cfg.Domains = []string{"close.cometgate.test"}
+	name := uniqueName("close")
+	cfg.Domains = []string{name}
 	cfg.Challenges = []string{ChallengeTLSALPN01}
 	cfg.AltTLSALPNPort = tlsPort
 	cfg.RenewCheckInterval = time.Second

@@ -24,9 +24,10 @@
 //
 // Start returns at once; certificates found in storage are served
 // immediately, missing ones are obtained in the background, and renewal
-// runs from certmagic's maintenance loop (every RenewCheckInterval), with
-// certmagic's retry backoff (1 min, 2 min, ... up to 6 h between attempts,
-// for 30 days). A node whose certificate is still valid keeps serving it
+// runs from certmagic's maintenance loop (every RenewCheckInterval). A
+// first certificate that cannot be obtained is retried after 1, 2, 5, 10,
+// 30 minutes, then hourly; a failed renewal follows certmagic's backoff
+// (1 min, 2 min, ... up to 6 h between attempts). A node whose certificate is still valid keeps serving it
 // while renewal fails. Failures are counted (Stats) and described by
 // Problems, one line each, for /readyz: an unreachable CA, a failed
 // issuance with the CA's reason, a managed name with no certificate yet,
