@@ -423,6 +423,40 @@ func TestOnDemandWithDomains(t *testing.T) {
 	}
 }
 
+// TestExternalAccountBinding obtains a certificate from a CA that requires
+// EAB, and fails without it.
+func TestExternalAccountBinding(t *testing.T) {
+	tlsLn, tlsPort := loopbackListener(t)
+	const keyID, macKey = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort, eab: map[string]string{keyID: macKey}})
+	cfg := baseConfig(t, p)
+	name := uniqueName("eab")
+	cfg.Domains = []string{name}
+	cfg.Challenges = []string{ChallengeTLSALPN01}
+	cfg.AltTLSALPNPort = tlsPort
+
+	without := newManager(t, cfg)
+	if err := without.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.Eventually(t, waitLimit, func() error {
+		if pr := strings.Join(without.Problems(), "\n"); !strings.Contains(pr, "externalAccountRequired") {
+			return fmt.Errorf("problems: %q", pr)
+		}
+		return nil
+	})
+	without.Close()
+
+	cfg.Storage = t.TempDir()
+	cfg.EAB = &EAB{KeyID: keyID, MACKey: macKey}
+	m := newManager(t, cfg)
+	serveTLS(t, tlsLn, m)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitObtained(t, m, 1)
+}
+
 // TestFailedChallengeReason reports the CA's reason when validation fails.
 func TestFailedChallengeReason(t *testing.T) {
 	httpLn, httpPort := loopbackListener(t)
@@ -486,6 +520,21 @@ func TestUnwritableStorage(t *testing.T) {
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("New = %v, want ErrStorage", err)
 	}
+	// Storage that breaks after New fails Start and shows in Problems.
+	dir := filepath.Join(t.TempDir(), "acme")
+	m := newManager(t, Config{Storage: dir, Logger: testLogger()})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Start = %v, want ErrStorage", err)
+	}
+	if pr := strings.Join(m.Problems(), "\n"); !strings.Contains(pr, "storage not writable") {
+		t.Fatalf("problems: %q", pr)
+	}
 	if _, err := New(context.Background(), Config{}); err == nil || !strings.Contains(err.Error(), "storage") {
 		t.Fatalf("New without storage = %v", err)
 	}
@@ -511,6 +560,15 @@ func TestConfigValidation(t *testing.T) {
 }
 
 // TestAllowlist checks exact names and one-label wildcard patterns.
+// The gateway's certSource interface (package gateway), restated.
+var _ interface {
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	HTTPChallenge(next http.Handler) http.Handler
+	NextProtos() []string
+	Problems() []string
+	Close() error
+} = (*Manager)(nil)
+
 func TestAllowlist(t *testing.T) {
 	m := newManager(t, Config{Storage: t.TempDir(), OnDemand: true, Allow: []string{"A.example.com", "*.wild.test"}, Logger: testLogger()})
 	for name, want := range map[string]bool{

@@ -37,7 +37,8 @@ type pebble struct {
 
 type pebbleOptions struct {
 	httpPort, tlsPort int
-	validity          uint64 // certificate lifetime in seconds; 0: Pebble's default (90 days)
+	validity          uint64            // certificate lifetime in seconds; 0: Pebble's default (90 days)
+	eab               map[string]string // external account keys by ID; non-empty: EAB required
 }
 
 func startPebble(t *testing.T, o pebbleOptions) *pebble {
@@ -53,7 +54,12 @@ func startPebble(t *testing.T, o pebbleOptions) *pebble {
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: o.validity}}
 	c := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
 	v := va.New(logger, o.httpPort, o.tlsPort, false, dnsAddr, store)
-	w := wfe.New(logger, store, v, c, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	for id, key := range o.eab {
+		if err := store.AddExternalAccountKeyByID(id, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := wfe.New(logger, store, v, c, []string{"pebble.letsencrypt.org"}, false, len(o.eab) > 0, 0, 0)
 
 	p := &pebble{ca: c}
 	api := w.Handler()
