@@ -286,27 +286,24 @@ func checkStorage(dir string) error {
 // missing ones are obtained with certmagic's retry backoff, and failures are
 // recorded for Problems. Management stops at Close or when ctx is done.
 func (m *Manager) Start(ctx context.Context) error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return errors.New("acme: manager closed")
-	}
-	if m.started {
-		m.mu.Unlock()
-		return errors.New("acme: already started")
-	}
-	m.started = true
-	m.stopStart = context.AfterFunc(ctx, m.cancel)
-	m.mu.Unlock()
-
 	if err := checkStorage(m.cfg.Storage); err != nil {
 		m.setProblem("storage", err.Error())
 		return err
 	}
-	m.wg.Add(1)
+	m.clearProblem("storage")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("acme: manager closed")
+	}
+	if m.started {
+		return errors.New("acme: already started")
+	}
+	m.started = true
+	m.stopStart = context.AfterFunc(ctx, m.cancel)
+	m.wg.Add(1 + len(m.cfg.Domains)) // under mu, so never concurrently with Close's Wait
 	go m.probeCA()
 	for _, d := range m.cfg.Domains {
-		m.wg.Add(1)
 		go m.manageLoop(d)
 	}
 	return nil
