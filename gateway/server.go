@@ -406,7 +406,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	undo = append(undo, func() { s.engine.Close(ctx) })
 	var tlsConfig *tls.Config
 	if s.cfg.TLSOn() {
-		src, err := newCertSource(s.cfg.TLS, s.certCheck, s.log)
+		src, err := newCertSource(ctx, s.cfg.TLS, s.certCheck, s.log)
 		if err != nil {
 			return err
 		}
@@ -455,6 +455,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if addr := s.cfg.Debug.Listen; addr != "" {
 		if err := s.serveDebug(ctx, addr); err != nil {
 			return err
+		}
+	}
+	if a, ok := s.certs.(acmeCerts); ok {
+		// The listeners are bound: challenges can be answered. Start's
+		// context only bounds starting; management runs until Shutdown.
+		if err := a.Start(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("tls.mode auto: %w", err)
 		}
 	}
 	s.mu.Lock()

@@ -1,8 +1,8 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,7 +17,7 @@ import (
 )
 
 // certSource provides the public listener's certificates: tls.mode files
-// (fileCerts) or auto (the ACME manager, built by newACME).
+// (fileCerts) or auto (the ACME manager, acmeCerts).
 type certSource interface {
 	// GetCertificate returns the certificate for a TLS handshake
 	// (tls.Config.GetCertificate). A source may swap certificates at any
@@ -46,14 +46,6 @@ type certLoadFailures interface {
 	LoadFailures() int64
 }
 
-// newACME builds the certificate source of tls.mode auto. It is nil until
-// the ACME package is wired in, and Start then refuses mode auto.
-var newACME func(config.TLSConfig, *slog.Logger) (certSource, error)
-
-// errACMENotBuilt is returned by Start for tls.mode auto while newACME is
-// nil.
-var errACMENotBuilt = errors.New("tls.mode auto: not built yet (use tls.mode files)")
-
 // defaultCertCheck is how often tls.mode files looks at its files for a
 // change.
 const defaultCertCheck = 5 * time.Second
@@ -65,15 +57,12 @@ func WithCertCheckInterval(d time.Duration) Option {
 }
 
 // newCertSource builds the certificate source cfg names.
-func newCertSource(cfg config.TLSConfig, every time.Duration, log *slog.Logger) (certSource, error) {
+func newCertSource(ctx context.Context, cfg config.TLSConfig, every time.Duration, log *slog.Logger) (certSource, error) {
 	switch cfg.Mode {
 	case "files":
 		return newFileCerts(cfg.CertFile, cfg.KeyFile, every, log)
 	case "auto":
-		if newACME == nil {
-			return nil, errACMENotBuilt
-		}
-		src, err := newACME(cfg, log)
+		src, err := newACMECerts(ctx, cfg, log)
 		if err != nil {
 			return nil, fmt.Errorf("tls.mode auto: %w", err)
 		}

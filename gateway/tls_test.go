@@ -442,15 +442,23 @@ func TestTLSFilesRotation(t *testing.T) {
 }
 
 // Start fails clearly, and undoes itself, on certificate files that do not
-// load and on tls.mode auto (not built yet).
+// load and on tls.mode auto with storage it cannot write (no CA is
+// contacted: storage is checked first).
 func TestTLSStartErrors(t *testing.T) {
 	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, tc := range map[string]struct {
 		tls  config.TLSConfig
 		want string
 	}{
 		"missing files": {config.TLSConfig{Mode: "files", CertFile: filepath.Join(dir, "none.pem"), KeyFile: filepath.Join(dir, "none.key")}, "tls.certFile"},
-		"auto":          {config.TLSConfig{Mode: "auto", ACME: config.ACMEConfig{Agree: true, Domains: []string{"chat.example"}}}, "tls.mode auto: not built yet"},
+		"auto, unwritable storage": {config.TLSConfig{Mode: "auto", ACME: config.ACMEConfig{
+			Agree: true, Domains: []string{"chat.example"}, CA: "https://127.0.0.1:1/directory",
+			Storage: filepath.Join(notADir, "certs"),
+		}}, "storage"},
 	} {
 		cfg := config.Default()
 		cfg.Listen, cfg.API.Listen = "127.0.0.1:0", "off"

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/cometgate/cometgate/gateway/acme/acmetest"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,8 +19,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/cometgate/cometgate/gateway/gatewaytest"
 )
 
 const waitLimit = 45 * time.Second
@@ -113,13 +112,13 @@ func echo(c *tls.Conn, s string) error {
 	return nil
 }
 
-func baseConfig(t *testing.T, p *pebble) Config {
+func baseConfig(t *testing.T, p *acmetest.Pebble) Config {
 	return Config{
-		CA:           p.dir,
+		CA:           p.Dir,
 		Email:        "ops@cometgate.test",
 		Agreed:       true,
 		Storage:      t.TempDir(),
-		TrustedRoots: p.tlsCA,
+		TrustedRoots: p.TLSCA,
 		Logger:       testLogger(),
 	}
 }
@@ -137,7 +136,7 @@ func newManager(t *testing.T, cfg Config) *Manager {
 // waitObtained waits until want certificates were obtained and are served.
 func waitObtained(t *testing.T, m *Manager, want int64) {
 	t.Helper()
-	gatewaytest.Eventually(t, waitLimit, func() error {
+	acmetest.Eventually(t, waitLimit, func() error {
 		// cert_obtained fires before the certificate is in the cache;
 		// Problems lists a managed name until it is.
 		if o, _, f, _ := m.Stats(); o < want || len(m.Problems()) != 0 {
@@ -152,7 +151,7 @@ func waitObtained(t *testing.T, m *Manager, want int64) {
 func TestObtainHTTP01(t *testing.T) {
 	httpLn, httpPort := loopbackListener(t)
 	tlsLn, _ := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: httpPort, tlsPort: 1})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: httpPort, TLSPort: 1})
 	cfg := baseConfig(t, p)
 	name := uniqueName("http")
 	cfg.Domains = []string{name}
@@ -179,7 +178,7 @@ func TestObtainHTTP01(t *testing.T) {
 	}
 	waitObtained(t, m, 1)
 
-	c, err := dialTLS(tlsLn.Addr().String(), name, p.roots())
+	c, err := dialTLS(tlsLn.Addr().String(), name, p.Roots())
 	if err != nil {
 		t.Fatalf("handshake with Pebble's root: %v", err)
 	}
@@ -200,17 +199,17 @@ func TestObtainHTTP01(t *testing.T) {
 	if got := <-passed; got != "/other" {
 		t.Fatalf("next got %q, want /other", got)
 	}
-	if p.injected.Load() != 1 {
-		t.Fatalf("injected badNonce = %d, want 1", p.injected.Load())
+	if p.Injected.Load() != 1 {
+		t.Fatalf("injected badNonce = %d, want 1", p.Injected.Load())
 	}
-	t.Logf("orders %d, Pebble's own badNonce answers %d", p.orders.Load(), p.badNonces.Load())
+	t.Logf("orders %d, Pebble's own badNonce answers %d", p.Orders.Load(), p.BadNonces.Load())
 }
 
 // TestObtainTLSALPN01 obtains a certificate through TLS-ALPN-01 answered
 // by the TLS listener itself (GetCertificate + NextProtos).
 func TestObtainTLSALPN01(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort})
 	cfg := baseConfig(t, p)
 	name := uniqueName("alpn")
 	cfg.Domains = []string{name}
@@ -225,7 +224,7 @@ func TestObtainTLSALPN01(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitObtained(t, m, 1)
-	c, err := dialTLS(tlsLn.Addr().String(), name, p.roots())
+	c, err := dialTLS(tlsLn.Addr().String(), name, p.Roots())
 	if err != nil {
 		t.Fatalf("handshake with Pebble's root: %v", err)
 	}
@@ -244,7 +243,7 @@ func TestObtainTLSALPN01(t *testing.T) {
 // still works and new handshakes get the new certificate.
 func TestRenewWhileConnected(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort, validity: 20})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort, Validity: 20})
 	cfg := baseConfig(t, p)
 	name := uniqueName("renew")
 	cfg.Domains = []string{name}
@@ -260,7 +259,7 @@ func TestRenewWhileConnected(t *testing.T) {
 	}
 	waitObtained(t, m, 1)
 	addr := tlsLn.Addr().String()
-	c, err := dialTLS(addr, name, p.roots())
+	c, err := dialTLS(addr, name, p.Roots())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +268,7 @@ func TestRenewWhileConnected(t *testing.T) {
 	if life := first.NotAfter.Sub(first.NotBefore); life > time.Minute {
 		t.Fatalf("certificate lifetime %v, want the short profile", life)
 	}
-	gatewaytest.Eventually(t, waitLimit, func() error {
+	acmetest.Eventually(t, waitLimit, func() error {
 		if _, r, f, _ := m.Stats(); r < 1 {
 			return fmt.Errorf("renewed %d, failures %d, problems %q", r, f, m.Problems())
 		}
@@ -278,8 +277,8 @@ func TestRenewWhileConnected(t *testing.T) {
 	if err := echo(c, "still here"); err != nil {
 		t.Fatalf("connection opened before renewal: %v", err)
 	}
-	gatewaytest.Eventually(t, waitLimit, func() error {
-		c2, err := dialTLS(addr, name, p.roots())
+	acmetest.Eventually(t, waitLimit, func() error {
+		c2, err := dialTLS(addr, name, p.Roots())
 		if err != nil {
 			return err
 		}
@@ -296,7 +295,7 @@ func TestRenewWhileConnected(t *testing.T) {
 // certificate is still served.
 func TestRenewalFailureKeepsServing(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort, validity: 60})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort, Validity: 60})
 	cfg := baseConfig(t, p)
 	name := uniqueName("keep")
 	cfg.Domains = []string{name}
@@ -311,15 +310,15 @@ func TestRenewalFailureKeepsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitObtained(t, m, 1)
-	p.srv.Close()
-	gatewaytest.Eventually(t, waitLimit, func() error {
+	p.Close()
+	acmetest.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
 		if !strings.Contains(pr, "renewing certificate for "+name+" failed") || !strings.Contains(pr, "still served") {
 			return fmt.Errorf("problems: %q", pr)
 		}
 		return nil
 	})
-	c, err := dialTLS(tlsLn.Addr().String(), name, p.roots())
+	c, err := dialTLS(tlsLn.Addr().String(), name, p.Roots())
 	if err != nil {
 		t.Fatalf("handshake after failed renewal: %v", err)
 	}
@@ -334,8 +333,8 @@ func TestRenewalFailureKeepsServing(t *testing.T) {
 // and obtains one for a name inside it during the handshake.
 func TestOnDemand(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
-	p.injectNext.Store(false)
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort})
+	p.InjectNext.Store(false)
 	cfg := baseConfig(t, p)
 	cfg.Challenges = []string{ChallengeTLSALPN01}
 	cfg.AltTLSALPNPort = tlsPort
@@ -348,18 +347,18 @@ func TestOnDemand(t *testing.T) {
 	}
 	addr := tlsLn.Addr().String()
 
-	if c, err := dialTLS(addr, "evil.cometgate.test", p.roots()); err == nil {
+	if c, err := dialTLS(addr, "evil.cometgate.test", p.Roots()); err == nil {
 		c.Close()
 		t.Fatal("handshake for a name outside the allowlist succeeded")
 	}
 	if _, _, _, refused := m.Stats(); refused != 1 {
 		t.Fatalf("refused = %d, want 1", refused)
 	}
-	if n := p.orders.Load(); n != 0 {
+	if n := p.Orders.Load(); n != 0 {
 		t.Fatalf("refused name reached Pebble: %d orders", n)
 	}
 
-	c, err := dialTLS(addr, "a.ok.cometgate.test", p.roots())
+	c, err := dialTLS(addr, "a.ok.cometgate.test", p.Roots())
 	if err != nil {
 		t.Fatalf("allowed name: %v (problems %q)", err, m.Problems())
 	}
@@ -367,7 +366,7 @@ func TestOnDemand(t *testing.T) {
 	if err := echo(c, "hi"); err != nil {
 		t.Fatal(err)
 	}
-	if n := p.orders.Load(); n < 1 {
+	if n := p.Orders.Load(); n < 1 {
 		t.Fatalf("orders = %d, want >= 1", n)
 	}
 	if o, _, _, refused := m.Stats(); o != 1 || refused != 1 {
@@ -382,7 +381,7 @@ func TestOnDemand(t *testing.T) {
 	if got := m.Allowed(); !slices.Equal(got, []string{"b.other.test"}) {
 		t.Fatalf("Allowed = %q", got)
 	}
-	if c, err := dialTLS(addr, "c.ok.cometgate.test", p.roots()); err == nil {
+	if c, err := dialTLS(addr, "c.ok.cometgate.test", p.Roots()); err == nil {
 		c.Close()
 		t.Fatal("handshake for a disallowed pattern succeeded")
 	}
@@ -395,7 +394,7 @@ func TestOnDemand(t *testing.T) {
 // and serves them without consulting the allowlist.
 func TestOnDemandWithDomains(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort})
 	cfg := baseConfig(t, p)
 	name := uniqueName("eager")
 	cfg.Domains = []string{name}
@@ -409,12 +408,12 @@ func TestOnDemandWithDomains(t *testing.T) {
 	}
 	waitObtained(t, m, 1) // before any handshake: eager
 	addr := tlsLn.Addr().String()
-	c, err := dialTLS(addr, name, p.roots())
+	c, err := dialTLS(addr, name, p.Roots())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	if c, err := dialTLS(addr, "other.cometgate.test", p.roots()); err == nil {
+	if c, err := dialTLS(addr, "other.cometgate.test", p.Roots()); err == nil {
 		c.Close()
 		t.Fatal("handshake for a name outside the empty allowlist succeeded")
 	}
@@ -428,7 +427,7 @@ func TestOnDemandWithDomains(t *testing.T) {
 func TestExternalAccountBinding(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
 	const keyID, macKey = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort, eab: map[string]string{keyID: macKey}})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort, EAB: map[string]string{keyID: macKey}})
 	cfg := baseConfig(t, p)
 	name := uniqueName("eab")
 	cfg.Domains = []string{name}
@@ -439,7 +438,7 @@ func TestExternalAccountBinding(t *testing.T) {
 	if err := without.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	gatewaytest.Eventually(t, waitLimit, func() error {
+	acmetest.Eventually(t, waitLimit, func() error {
 		if pr := strings.Join(without.Problems(), "\n"); !strings.Contains(pr, "externalAccountRequired") {
 			return fmt.Errorf("problems: %q", pr)
 		}
@@ -460,7 +459,7 @@ func TestExternalAccountBinding(t *testing.T) {
 // TestFailedChallengeReason reports the CA's reason when validation fails.
 func TestFailedChallengeReason(t *testing.T) {
 	httpLn, httpPort := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: httpPort, tlsPort: 1})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: httpPort, TLSPort: 1})
 	cfg := baseConfig(t, p)
 	name := uniqueName("fail")
 	cfg.Domains = []string{name}
@@ -471,7 +470,7 @@ func TestFailedChallengeReason(t *testing.T) {
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	gatewaytest.Eventually(t, waitLimit, func() error {
+	acmetest.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
 		if !strings.Contains(pr, "obtaining certificate for "+name+" failed: CA says:") ||
 			!strings.Contains(pr, "404") || !strings.Contains(pr, "no certificate yet for "+name) {
@@ -501,7 +500,7 @@ func TestUnreachableCA(t *testing.T) {
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	gatewaytest.Eventually(t, waitLimit, func() error {
+	acmetest.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
 		if !strings.Contains(pr, "ACME CA "+cfg.CA+" unreachable") || !strings.Contains(pr, "no certificate yet for "+name) {
 			return fmt.Errorf("problems: %q", pr)
@@ -588,7 +587,7 @@ func TestAllowlist(t *testing.T) {
 // certmagic's maintenance and the management jobs end.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	tlsLn, tlsPort := loopbackListener(t)
-	p := startPebble(t, pebbleOptions{httpPort: 1, tlsPort: tlsPort})
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort})
 	cfg := baseConfig(t, p)
 	name := uniqueName("close")
 	cfg.Domains = []string{name}
@@ -629,8 +628,8 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	<-done
 	// The ACME client keeps idle keep-alive connections to the CA (certmagic
 	// sets no idle timeout); a CA closes them in time, Pebble does so now.
-	p.srv.CloseClientConnections()
-	gatewaytest.Eventually(t, waitLimit, func() error {
+	p.CloseClientConnections()
+	acmetest.Eventually(t, waitLimit, func() error {
 		if n := runtime.NumGoroutine(); n > before {
 			buf := make([]byte, 1<<16)
 			buf = buf[:runtime.Stack(buf, true)]

@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway/acme"
+)
+
+// acmeCerts is tls.mode auto: the ACME manager as the public listener's
+// certificate source.
+type acmeCerts struct {
+	*acme.Manager
+}
+
+var (
+	_ certSource       = acmeCerts{}
+	_ certLoadFailures = acmeCerts{}
+)
+
+// newACMECerts builds the ACME manager of cfg; Start (after the listeners
+// are bound) begins obtaining certificates.
+func newACMECerts(ctx context.Context, cfg config.TLSConfig, log *slog.Logger) (certSource, error) {
+	a := cfg.ACME
+	ac := acme.Config{
+		CA: a.CA, Email: a.Email, Agreed: a.Agree, Domains: a.Domains, Storage: a.Storage,
+		Challenges: a.Challenges, AltHTTPPort: a.AltHTTPPort, AltTLSALPNPort: a.AltTLSALPNPort,
+		OnDemand: a.OnDemand.Enabled, Allow: a.OnDemand.Allow, Logger: log,
+	}
+	if a.EAB.KeyID != "" {
+		ac.EAB = &acme.EAB{KeyID: a.EAB.KeyID, MACKey: a.EAB.MACKey}
+	}
+	if a.TrustedRoots != "" {
+		pem, err := os.ReadFile(a.TrustedRoots)
+		if err != nil {
+			return nil, fmt.Errorf("tls.acme.trustedRoots: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.acme.trustedRoots: %s holds no PEM certificate", a.TrustedRoots)
+		}
+		ac.TrustedRoots = pool
+	}
+	m, err := acme.New(context.WithoutCancel(ctx), ac) // it lives until Close
+	if err != nil {
+		return nil, err
+	}
+	return acmeCerts{m}, nil
+}
+
+// Problems lists what keeps the node from serving a valid certificate,
+// for /readyz: a renewal that fails while the current certificate is
+// still valid is logged and counted, but the node stays ready.
+func (c acmeCerts) Problems() []string {
+	var out []string
+	for _, p := range c.Manager.Problems() {
+		if !strings.Contains(p, "still served") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// LoadFailures counts the failed issuance and renewal attempts.
+func (c acmeCerts) LoadFailures() int64 {
+	_, _, failures, _ := c.Manager.Stats()
+	return failures
+}
