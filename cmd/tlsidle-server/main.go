@@ -47,6 +47,7 @@ func run() error {
 	tlsOn := flag.Bool("tls", true, "serve over TLS (false: plain TCP, for comparison)")
 	caOut := flag.String("ca-out", "", "write the CA certificate (PEM) here, for cometload -ca")
 	poller := flag.Bool("poller", true, "transports.websocket.poller")
+	debug := flag.String("debug", "", "debug.listen: a loopback address serving /debug/pprof/")
 	flag.Parse()
 	if host, _, err := net.SplitHostPort(*listen); err != nil || !net.ParseIP(host).IsLoopback() {
 		return fmt.Errorf("-listen %q: want a loopback address", *listen)
@@ -58,6 +59,7 @@ func run() error {
 	cfg.Demo.Enabled = new(false)
 	cfg.Transports.WebSocket.Poller = new(*poller)
 	cfg.API.Listen = "off"
+	cfg.Debug.Listen = *debug
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	gw, err := gateway.New(cfg, gateway.WithLogger(log))

@@ -230,11 +230,15 @@ var aLongTimeAgo = time.Unix(1, 0)
 // that did not fit the reader). To know, it peeks under a passed read
 // deadline: the TLS layer serves what it holds and gives up, with a
 // timeout, before any read of the socket. A timeout leaves the TLS
-// connection usable: crypto/tls (conn.go, readRecordOrCCS) records only
-// non-temporary errors as permanent, and its raw input keeps a partial
-// record for the next read; net/http's Hijack relies on the same when it
-// aborts its background read of a TLS connection. A partial record left
-// behind is completed from the socket, which the re-armed poller reports.
+// connection usable: crypto/tls (go1.26 conn.go, readRecordOrCCS, after
+// both readFromUntil calls) records an error as permanent only
+// `if e, ok := err.(net.Error); !ok || !e.Temporary()`, and a deadline's
+// error is temporary; readFromUntil reads into its raw input with
+// bytes.Buffer.ReadFrom, which keeps what it read before the error, and
+// nothing is decrypted before a record is whole. net/http relies on the
+// same: Hijack aborts its background read of a TLS connection with a past
+// deadline. A partial record left behind is completed from the socket,
+// which the re-armed (level-triggered) poller reports.
 // It reports true on any other error, which the next read meets again
 // (the TLS layer keeps it, and bufio only cleared its copy).
 func (c *wsConn) buffered() bool {
