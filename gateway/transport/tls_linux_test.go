@@ -69,7 +69,12 @@ type tlsServer struct {
 	pool *x509.CertPool
 }
 
-func newTLSServer(t *testing.T, cfg Config) *tlsServer {
+func newTLSServer(t *testing.T, cfg Config) *tlsServer { return serveTLS(t, cfg, false) }
+
+// serveTLS serves a handler of cfg over TLS on loopback; with wrap, the
+// listener wraps each TLS connection it accepts, as a per-address limit
+// outside TLS would.
+func serveTLS(t *testing.T, cfg Config, wrap bool) *tlsServer {
 	t.Helper()
 	e := engine.New(engine.Config{Timeout: time.Second})
 	e.Start(context.Background())
@@ -80,7 +85,13 @@ func newTLSServer(t *testing.T, cfg Config) *tlsServer {
 	srv := httptest.NewUnstartedServer(h)
 	var pool *x509.CertPool
 	srv.TLS, pool = testCA(t)
-	srv.StartTLS()
+	if wrap {
+		srv.TLS.NextProtos = []string{"http/1.1"}
+		srv.Listener = &wrapListener{tls.NewListener(srv.Listener, srv.TLS)}
+		srv.Start()
+	} else {
+		srv.StartTLS()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -90,8 +101,23 @@ func newTLSServer(t *testing.T, cfg Config) *tlsServer {
 			h.poller.close()
 		}
 	})
-	return &tlsServer{h: h, url: "wss" + strings.TrimPrefix(srv.URL, "https"), pool: pool}
+	return &tlsServer{h: h, url: "wss://" + srv.Listener.Addr().String(), pool: pool}
 }
+
+// wrapListener wraps the connections of its listener in wrapConn.
+type wrapListener struct{ net.Listener }
+
+func (l *wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &wrapConn{c}, nil
+}
+
+type wrapConn struct{ net.Conn }
+
+func (c *wrapConn) NetConn() net.Conn { return c.Conn }
 
 // corkConn holds the client's writes while corked, so that several TLS
 // records reach the server in one segment.
@@ -353,6 +379,20 @@ func TestPolledTLSBufferedRecords(t *testing.T) {
 		}
 	}
 	expect("p1")
+}
+
+// A TLS connection inside a listener's wrapper is found, polled, and
+// written through its TLS layer.
+func TestPolledTLSWrappedConn(t *testing.T) {
+	s := serveTLS(t, polledConfig, true)
+	a, b := dialWSS(t, s), dialWSS(t, s)
+	a.join()
+	b.join()
+	waitIdle(t, s.h, 2)
+	b.send("[" + b.publish("w1") + "]")
+	if m := a.next("/chat"); text(m) != "w1" {
+		t.Fatalf("got %v; want w1", m)
+	}
 }
 
 // Many TLS sessions are all watched by the poller and all receive.

@@ -107,15 +107,19 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	h.stats.wsOpened.Add(1)
 	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.negotiatedDeflate()}
-	// The socket under the connection: under TLS it can be watched for
-	// readability but never written directly.
-	sock := hj.conn
-	tc, isTLS := sock.(*tls.Conn)
-	if isTLS {
-		sock = tc.NetConn()
-	}
-	if u, ok := sock.(interface{ NetConn() net.Conn }); ok {
-		sock = u.NetConn() // a listener's wrapper (per-address limit)
+	// The socket under the connection and its wrappers (TLS, a
+	// listener's per-address limit, in any order): under TLS it can be
+	// watched for readability but never written directly.
+	sock, isTLS := hj.conn, false
+	for {
+		if _, ok := sock.(*tls.Conn); ok {
+			isTLS = true
+		}
+		u, ok := sock.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		sock = u.NetConn()
 	}
 	var rc syscall.RawConn
 	if tcp, ok := sock.(*net.TCPConn); ok {
