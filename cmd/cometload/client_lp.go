@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,11 +21,12 @@ type lpShared struct {
 	bufs sync.Pool
 }
 
-func newLPShared(clients int) *lpShared {
+func newLPShared(clients int, tc *tls.Config) *lpShared {
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	return &lpShared{
 		tr: &http.Transport{
 			DialContext:         d.DialContext,
+			TLSClientConfig:     tc,
 			MaxIdleConns:        0, // no global limit
 			MaxIdleConnsPerHost: 2*clients + 64,
 			IdleConnTimeout:     90 * time.Second,

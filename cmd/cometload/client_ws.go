@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +57,7 @@ func (o sockOpts) control() func(network, address string, rc syscall.RawConn) er
 }
 
 // newWSShared prepares the websocket clients of a run.
-func newWSShared(httpURL string, readBuf int, so sockOpts) *wsShared {
+func newWSShared(httpURL string, readBuf int, so sockOpts, tc *tls.Config) *wsShared {
 	u := httpURL
 	switch {
 	case strings.HasPrefix(u, "https://"):
@@ -69,6 +70,7 @@ func newWSShared(httpURL string, readBuf int, so sockOpts) *wsShared {
 		url: u,
 		dialer: &websocket.Dialer{
 			NetDialContext:   d.DialContext,
+			TLSClientConfig:  tc,
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   readBuf,
 			WriteBufferSize:  4096,

@@ -14,6 +14,12 @@
 //	rpc     remote calls on a /service channel at -concurrency
 //	slow    healthy subscribers next to -paused ones that stop reading
 //	        their sockets: does one slow consumer stall the others?
+//	handshakes  C TLS handshakes (https:// URL), -setup-concurrency at a
+//	        time, each on a new connection closed at once: handshakes/s
+//	        and, with -server-pid, the server's CPU time per handshake
+//
+// An https:// URL makes websocket clients use wss://; -ca trusts a PEM
+// file's certificates, -insecure skips verification (loopback tests).
 //
 // Each run prints a short summary, then one JSON line (the last line of
 // standard output) with the results. Progress goes to standard error.
@@ -75,6 +81,8 @@ func realMain() int {
 		sessions = cfg.clients + 1
 	case "slow":
 		sessions = cfg.subscribers + cfg.paused + 2
+	case "handshakes":
+		sessions = cfg.setup.concurrency
 	}
 	need := uint64(sessions) + 64
 	if limit, err := raiseNoFile(need); err != nil {
@@ -95,9 +103,9 @@ func realMain() int {
 	e := &env{url: cfg.url, transport: cfg.transport, timeout: cfg.timeout, stats: st}
 	switch cfg.transport {
 	case "websocket":
-		e.ws = newWSShared(cfg.url, cfg.readBuf, sockOpts{})
+		e.ws = newWSShared(cfg.url, cfg.readBuf, sockOpts{}, cfg.tls)
 	case "long-polling":
-		e.lp = newLPShared(sessions)
+		e.lp = newLPShared(sessions, cfg.tls)
 	case "grpc":
 		g, err := newGRPCShared(cfg.url)
 		if err != nil {
@@ -129,6 +137,9 @@ func realMain() int {
 	case "slow":
 		rep.Requested, rep.Rate = cfg.subscribers, cfg.rate
 		scenario = runSlow
+	case "handshakes":
+		rep.Requested, rep.Concurrency = cfg.clients, cfg.setup.concurrency
+		scenario = runHandshakes
 	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
@@ -198,7 +209,7 @@ func parseFlags(args []string) (*config, error) {
 		fmt.Fprintln(fs.Output(), "       cometload -table RESULTS.jsonl...")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle, rpc or slow")
+	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle, rpc, slow or handshakes")
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080/cometd", "Bayeux endpoint (http://; websocket uses the same URL with ws://)")
 	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket, long-polling, or grpc (rpc only: the backend contract's Call, directly, for a baseline)")
 	fs.StringVar(&cfg.channel, "channel", "", "channel (fanout, idle), room channel prefix (rooms), service channel (rpc, default /service/echo), or prefix of the two channels /a and /b (slow, default /load/slow)")
@@ -217,7 +228,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.Float64Var(&cfg.baselineP99, "check-baseline-p99", 0, "slow: fail (exit status 1) if the healthy p99 exceeds -check-p99-ratio times this many ms (0: not checked)")
 	fs.Float64Var(&cfg.p99Ratio, "check-p99-ratio", 2, "slow: see -check-baseline-p99")
 	fs.DurationVar(&cfg.pausedBound, "check-paused-close", 0, "slow: fail unless the gateway disconnects every paused subscriber within this time of its stall (0: not checked)")
-	fs.IntVar(&cfg.clients, "clients", 1000, "rooms, idle: sessions")
+	fs.IntVar(&cfg.clients, "clients", 1000, "rooms, idle: sessions; handshakes: TLS handshakes")
 	fs.IntVar(&cfg.roomSize, "room-size", 10, "rooms: members per room")
 	fs.IntVar(&cfg.concurrency, "concurrency", 50, "rpc: sessions, each with one call in flight")
 	fs.IntVar(&cfg.size, "size", 100, "bytes of data per message (slow: 1024)")
@@ -232,6 +243,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file")
 	fs.StringVar(&cfg.api, "api", "", "a Cometgate control API (REST) base URL, e.g. http://127.0.0.1:8081: report the gateway's own long-polling answer latency")
 	fs.StringVar(&cfg.apiToken, "api-token", "", "bearer token for -api")
+	fs.StringVar(&cfg.caFile, "ca", "", "https:// URLs: trust the certificates of this PEM file instead of the system's")
+	fs.BoolVar(&cfg.insecure, "insecure", false, "https:// URLs: do not verify the server's certificate (loopback tests)")
+	fs.StringVar(&cfg.curve, "tls-curve", "", "https:// URLs: offer only this key exchange, x25519 or p256 (default: Go's list, X25519MLKEM768 first, as current browsers)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -239,10 +253,18 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	switch cfg.scenario {
-	case "fanout", "rooms", "idle", "rpc", "slow":
+	case "fanout", "rooms", "idle", "rpc", "slow", "handshakes":
 	default:
-		return nil, fmt.Errorf("-scenario %q: want fanout, rooms, idle, rpc or slow", cfg.scenario)
+		return nil, fmt.Errorf("-scenario %q: want fanout, rooms, idle, rpc, slow or handshakes", cfg.scenario)
 	}
+	if cfg.scenario == "handshakes" && !strings.HasPrefix(cfg.url, "https://") {
+		return nil, fmt.Errorf("-scenario handshakes: -url %q: want https://", cfg.url)
+	}
+	tc, err := clientTLS(cfg.caFile, cfg.insecure, cfg.curve)
+	if err != nil {
+		return nil, err
+	}
+	cfg.tls = tc
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	applyScenarioDefaults(cfg, set)
@@ -278,8 +300,8 @@ func parseFlags(args []string) (*config, error) {
 	if cfg.callRate < 0 {
 		return nil, errors.New("-call-rate must be >= 0")
 	}
-	if cfg.subscribers < 0 || cfg.clients < 0 || cfg.concurrency < 1 || cfg.roomSize < 1 || cfg.maxBatch < 1 {
-		return nil, errors.New("-subscribers and -clients must be >= 0; -concurrency, -room-size and -max-batch >= 1")
+	if cfg.subscribers < 0 || cfg.clients < 0 || cfg.concurrency < 1 || cfg.roomSize < 1 || cfg.maxBatch < 1 || cfg.setup.concurrency < 1 {
+		return nil, errors.New("-subscribers and -clients must be >= 0; -concurrency, -room-size, -max-batch and -setup-concurrency >= 1")
 	}
 	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.hold < cfg.settle {
 		return nil, errors.New("-duration must be > 0, -warmup >= 0, -hold >= -settle")

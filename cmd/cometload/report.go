@@ -44,6 +44,21 @@ type Report struct {
 	ServerLongPoll *ServerAnswers `json:"server_long_poll_answer_ms,omitempty"`
 	// Slow is the slow scenario's own part.
 	Slow *SlowReport `json:"slow,omitempty"`
+	// Handshakes is the handshakes scenario's own part.
+	Handshakes *HandshakeReport `json:"handshakes,omitempty"`
+}
+
+// HandshakeReport is what the handshakes scenario measured.
+type HandshakeReport struct {
+	Done    int64   `json:"done"`
+	Failed  int64   `json:"failed"`
+	PerSec  float64 `json:"per_sec"`
+	Version string  `json:"version"` // of the first handshake
+	Curve   string  `json:"curve"`   // its key exchange
+	Cipher  string  `json:"cipher"`
+	// ServerCPUMicros is the server's CPU time per handshake, with
+	// -server-pid.
+	ServerCPUMicros *float64 `json:"server_cpu_us_per_handshake,omitempty"`
 }
 
 // SlowReport is what the slow scenario reports besides the healthy
@@ -178,6 +193,13 @@ func (r *Report) write(w io.Writer) error {
 	}
 	if r.Slow != nil {
 		r.Slow.write(w)
+	}
+	if h := r.Handshakes; h != nil {
+		fmt.Fprintf(w, "  TLS handshakes: %d done, %d failed, %.0f/s (%s, %s, %s)", h.Done, h.Failed, h.PerSec, h.Version, h.Curve, h.Cipher)
+		if h.ServerCPUMicros != nil {
+			fmt.Fprintf(w, ", server CPU %.0f µs each", *h.ServerCPUMicros)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  errors %d, tool CPU %.0f%%", r.Errors, r.ToolCPUPercent)
 	if r.ServerCPUPercent != nil {

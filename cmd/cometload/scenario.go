@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math"
@@ -43,6 +44,12 @@ type config struct {
 	cpuProfile string
 	api        string // control API base URL, for server-side stats
 	apiToken   string
+
+	// TLS, for https:// URLs and the handshakes scenario.
+	caFile   string      // PEM roots to trust instead of the system's
+	insecure bool        // skip certificate verification (loopback tests)
+	curve    string      // key exchange offered: "" (Go's default list), x25519, p256
+	tls      *tls.Config // built from the two above by parseFlags
 }
 
 // run is one scenario's execution.

@@ -75,7 +75,7 @@ func runSlow(ctx context.Context, r *run) error {
 	// errors are not the healthy ones') and sockets (-paused-rcvbuf).
 	pst := newStats()
 	pe := *r.env
-	pe.stats, pe.ws = pst, newWSShared(cfg.url, cfg.readBuf, cfg.pausedSock)
+	pe.stats, pe.ws = pst, newWSShared(cfg.url, cfg.readBuf, cfg.pausedSock, cfg.tls)
 	paused := make([]*pausedSub, cfg.paused)
 	pausedClients := make([]Client, 0, cfg.paused)
 	defer func() { closeAll(pausedClients, 20*time.Second) }()

@@ -122,7 +122,7 @@ type WebSocketConfig struct {
 	// Poller watches idle connections with epoll (Linux) instead of a
 	// reader goroutine each; server pings are then not sent (the Bayeux
 	// connect cycle is the heartbeat, and dead peers end with their
-	// session's expiry). TLS connections always get a reader goroutine.
+	// session's expiry). TLS connections over TCP are polled too.
 	Poller bool
 }
 

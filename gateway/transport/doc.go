@@ -13,8 +13,11 @@
 //
 // Reading: on Linux, idle connections are watched by one epoll instance
 // (poller_linux.go); when one becomes readable, a worker reads and
-// processes every frame that arrived, then re-arms it. Elsewhere, for TLS
-// connections, or with WebSocketConfig.Poller off, each connection has one
+// processes every frame that arrived, then re-arms it. A TLS connection's
+// TCP socket is watched the same way, its frames read through the TLS
+// layer; records that layer already holds are drained before re-arming
+// (wsConn.buffered). Elsewhere, for connections that arrived with bytes
+// buffered by net/http, or with WebSocketConfig.Poller off, each connection has one
 // reader goroutine that only reads and hands each frame to a worker, so its
 // own stack stays small. Workers are goroutines reused while frames keep
 // coming (internal/workers), which keeps their grown stacks. Frames of one

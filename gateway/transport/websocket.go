@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -63,6 +64,7 @@ type wsConn struct {
 	fd       int
 	br       *bufio.Reader
 	polled   bool
+	tls      bool // conn is a *tls.Conn: written through drain, and its reads may leave records buffered
 	reading  atomic.Bool
 	finished atomic.Bool
 }
@@ -105,13 +107,28 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	h.stats.wsOpened.Add(1)
 	c := &wsConn{h: h, ws: ws, conn: hj.conn, compress: hj.negotiatedDeflate()}
-	sock := hj.conn
-	if u, ok := sock.(interface{ NetConn() net.Conn }); ok && r.TLS == nil {
-		sock = u.NetConn() // a listener's wrapper (per-address limit); never a TLS connection's socket
+	// The socket under the connection and its wrappers (TLS, a
+	// listener's per-address limit, in any order): under TLS it can be
+	// watched for readability but never written directly.
+	sock, isTLS := hj.conn, false
+	for {
+		if _, ok := sock.(*tls.Conn); ok {
+			isTLS = true
+		}
+		u, ok := sock.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		sock = u.NetConn()
 	}
+	var rc syscall.RawConn
 	if tcp, ok := sock.(*net.TCPConn); ok {
-		c.raw, _ = tcp.SyscallConn()
+		rc, _ = tcp.SyscallConn()
 	}
+	if !isTLS {
+		c.raw = rc
+	}
+	c.tls = isTLS
 	live := h.live.Load()
 	c.client = engine.Client{
 		Transport:              WebSocket,
@@ -143,7 +160,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	// Until it handshakes, a connection is on a clock.
-	polled := c.pollable(hj.br)
+	polled := c.pollable(rc, hj.br)
 	h.handshakes.watch(c, mintedID)
 	if polled {
 		h.conns.add(c)
@@ -162,10 +179,10 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	go c.readLoop()
 }
 
-// pollable prepares a plain TCP connection for the poller; it reports
-// false when the connection needs a reader goroutine instead (TLS).
-func (c *wsConn) pollable(br *bufio.Reader) bool {
-	rc := c.raw
+// pollable prepares a connection whose socket is rc (plain TCP or TLS
+// over TCP) for the poller; it reports false when the connection needs a
+// reader goroutine instead.
+func (c *wsConn) pollable(rc syscall.RawConn, br *bufio.Reader) bool {
 	if rc == nil || br == nil || c.h.poller == nil {
 		return false
 	}
@@ -196,7 +213,7 @@ func (c *wsConn) readable() {
 				c.finish()
 				return
 			}
-			if c.br.Buffered() == 0 {
+			if !c.buffered() {
 				break
 			}
 		}
@@ -205,6 +222,40 @@ func (c *wsConn) readable() {
 			c.finish()
 		}
 	})
+}
+
+// aLongTimeAgo is a read deadline that has passed: a read under it takes
+// only what is already buffered.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// buffered reports whether bytes that the poller cannot see wait to be
+// read: in the library's reader or, under TLS, inside the TLS layer (a
+// whole record read from the socket with the previous one, or plaintext
+// that did not fit the reader). To know, it peeks under a passed read
+// deadline: the TLS layer serves what it holds and gives up, with a
+// timeout, before any read of the socket. A timeout leaves the TLS
+// connection usable: crypto/tls (go1.26 conn.go, readRecordOrCCS, after
+// both readFromUntil calls) records an error as permanent only
+// `if e, ok := err.(net.Error); !ok || !e.Temporary()`, and a deadline's
+// error is temporary; readFromUntil reads into its raw input with
+// bytes.Buffer.ReadFrom, which keeps what it read before the error, and
+// nothing is decrypted before a record is whole. net/http relies on the
+// same: Hijack aborts its background read of a TLS connection with a past
+// deadline. A partial record left behind is completed from the socket,
+// which the re-armed (level-triggered) poller reports.
+// It reports true on any other error, which the next read meets again
+// (the TLS layer keeps it, and bufio only cleared its copy).
+func (c *wsConn) buffered() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	if !c.tls {
+		return false
+	}
+	c.conn.SetReadDeadline(aLongTimeAgo)
+	c.rdeadline = time.Time{} // the next read sets a real one
+	_, err := c.br.Peek(1)
+	return err == nil || !isTimeout(err)
 }
 
 // keptHeaders copies the request headers that backends may need
