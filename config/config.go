@@ -177,7 +177,7 @@ type WebSocketConfig struct {
 	// idle connection holds none. Default 4096.
 	WriteBufferSize int `yaml:"writeBufferSize"`
 	// PingInterval is how often the server pings a connection that has a
-	// reader goroutine (TLS, or Poller off); polled connections are not
+	// reader goroutine (Poller off, or not Linux); polled connections, TLS included, are not
 	// pinged. Default 25s.
 	PingInterval Duration `yaml:"pingInterval"`
 	// IdleTimeout closes a connection from which nothing (not even a pong)
