@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"unicode/utf8"
+	"github.com/cometgate/cometgate/gateway/bayeux"
 
 	"github.com/cometgate/cometgate/plugins"
 )
@@ -81,7 +81,7 @@ func appendMessage(b []byte, m *plugins.Message) []byte {
 	}
 	str := func(field int, s string) {
 		from := len(b)
-		b = appendString(b, s)
+		b = bayeux.AppendString(b, s)
 		if len(b)-from != len(s)+2 {
 			flags |= 1 << field
 		}
@@ -128,50 +128,6 @@ func appendMessage(b []byte, m *plugins.Message) []byte {
 		idx(idxSource, uint32(m.Source))
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // verdict is a decoded record. Its slices are copies, owned by the host.
