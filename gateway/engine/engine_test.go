@@ -375,17 +375,7 @@ func (nopConn) Wake(bool) {}
 
 func benchFanout(b *testing.B, n int) {
 	e := engine.New(engine.Config{MaxQueue: 1 << 20, MaxQueueBytes: 1 << 30})
-	sessions := make([]*engine.Session, n)
-	for i := range sessions {
-		c := &engine.Client{Transport: "websocket", Push: true, Conn: nopConn{}}
-		msgs, _ := bayeux.Decode([]byte(`[{"channel":"/meta/handshake"}]`), 0)
-		bt := e.Process(context.Background(), c, msgs)
-		bt.End()
-		s := bt.Exchanges[0].Session
-		msgs, _ = bayeux.Decode([]byte(`[{"channel":"/meta/subscribe","clientId":"`+s.ID()+`","subscription":"/bench/room"}]`), 0)
-		e.Process(context.Background(), c, msgs).End()
-		sessions[i] = s
-	}
+	sessions := benchSubscribers(b, e, n, "/bench/room")
 	data := json.RawMessage(`{"user":"alice","chat":"hello, world","ts":1732512345678}`)
 	drain := make([][]byte, 0, 16)
 	b.ReportAllocs()
