@@ -91,6 +91,8 @@ type Filter struct {
 	stopped  chan struct{}
 	cleaned  atomic.Bool
 	live     atomic.Int32 // instances made and not closed
+	failed   atomic.Int64 // calls that failed: their instance was discarded
+	busy     atomic.Int64 // calls refused with 503::filter_busy
 	noEnsure bool         // no time limit: compiled without wazero's checks
 }
 
@@ -190,6 +192,7 @@ func (f *Filter) Filter(ctx context.Context, m *plugins.Message) error {
 		select {
 		case f.tokens <- struct{}{}:
 		case <-ctx.Done():
+			f.busy.Add(1)
 			return errBusy
 		}
 	}
@@ -201,9 +204,21 @@ func (f *Filter) Filter(ctx context.Context, m *plugins.Message) error {
 	v, err := in.call(m)
 	in.v.put(in, err == nil)
 	if err != nil {
+		f.failed.Add(1)
 		return fmt.Errorf("wasm %s: %w", f.File, err)
 	}
 	return v.apply(m)
+}
+
+// Stats reports the filter's live instances, the calls that failed (a
+// trap, a time limit, memory, a bad verdict: each discards its instance)
+// and the calls refused as busy, for /metrics.
+func (f *Filter) Stats() []plugins.Stat {
+	return []plugins.Stat{
+		{Name: "wasm_instances", Help: "Live instances of a WebAssembly filter (at most its maxInstances).", Value: float64(f.live.Load())},
+		{Name: "wasm_failed_calls_total", Help: "WebAssembly filter calls that failed (trap, time limit, memory, bad verdict); each discarded its instance.", Value: float64(f.failed.Load()), Counter: true},
+		{Name: "wasm_busy_total", Help: "Messages a WebAssembly filter refused with 503::filter_busy: every instance stayed busy until the message's context ended.", Value: float64(f.busy.Load()), Counter: true},
+	}
 }
 
 // errBusy refuses a message that found every instance busy until its

@@ -204,6 +204,9 @@ func TestHostileGuests(t *testing.T) {
 			if n := f.live.Load(); n != 0 {
 				t.Errorf("%d instances live after the failure; want the failed one discarded", n)
 			}
+			if st := f.Stats(); st[1].Name != "wasm_failed_calls_total" || st[1].Value != 1 {
+				t.Errorf("Stats = %+v; want one failed call", st)
+			}
 			for i := 0; i < 3; i++ {
 				if err := f.Filter(ctx, testMessage(`{"text":"fine"}`)); err != nil {
 					t.Fatalf("call %d after the failure: %v", i, err)
@@ -276,6 +279,9 @@ func TestBusy(t *testing.T) {
 	}
 	if err := f.Filter(ctx, testMessage(`{}`)); err != nil {
 		t.Errorf("Filter once the instance is free = %v", err)
+	}
+	if st := f.Stats(); st[2].Name != "wasm_busy_total" || st[2].Value != 1 || st[1].Value != 1 {
+		t.Errorf("Stats = %+v; want one busy refusal and one failed call", st)
 	}
 }
 
