@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,11 @@ import (
 	"github.com/cometgate/cometgate/config"
 	"github.com/cometgate/cometgate/gateway/acme/acmetest"
 	"github.com/cometgate/cometgate/gateway/gatewaytest"
+	gatewayv1 "github.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // freeLoopbackPort returns a port that was free a moment ago.
@@ -80,5 +86,98 @@ func TestTLSAutoWithPebble(t *testing.T) {
 	}
 	if _, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("handshake trusting only the system roots = %v; want a certificate error (Pebble issued it)", err)
+	}
+}
+
+// On-demand TLS with the allowlist managed through the control API: a
+// name the API allowed gets a certificate from Pebble during its first
+// handshake; one it never allowed, or disallowed, gets none.
+func TestTLSOnDemandAllowlistThroughAPI(t *testing.T) {
+	httpPort := freeLoopbackPort(t)
+	tlsPort := freeLoopbackPort(t)
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: httpPort, TLSPort: tlsPort})
+	dir := t.TempDir()
+	roots := filepath.Join(dir, "pebble-api.pem")
+	if err := os.WriteFile(roots, p.TLSCAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	suffix := fmt.Sprintf("%d.cometgate.test", time.Now().UnixNano())
+	srv := gatewaytest.NewServer(t, func(c *config.Config) {
+		c.Demo.Enabled = config.Bool(false)
+		c.Listen = fmt.Sprintf("127.0.0.1:%d", tlsPort)
+		c.TLS.Mode = "auto"
+		c.TLS.ACME = config.ACMEConfig{
+			CA: p.Dir, Email: "ops@cometgate.test", Agree: true,
+			Storage: filepath.Join(dir, "certs"), TrustedRoots: roots,
+			Challenges: []string{"tls-alpn-01"}, AltTLSALPNPort: tlsPort,
+			OnDemand: config.OnDemandConfig{Enabled: true, Allow: []string{"seed-" + suffix}},
+		}
+	})
+	ctx := gatewaytest.Context(t)
+	conn, err := grpc.NewClient(srv.APIAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	api := gatewayv1.NewGatewayClient(conn)
+	names := func(r *gatewayv1.ListTLSNamesResponse, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(r.GetNames(), ",")
+	}
+	if got := names(api.ListTLSNames(ctx, &gatewayv1.ListTLSNamesRequest{})); got != "seed-"+suffix {
+		t.Errorf("allowlist %q; want the configured seed", got)
+	}
+	if got := names(api.AllowTLSName(ctx, &gatewayv1.AllowTLSNameRequest{Name: "*.chat-" + suffix})); !strings.Contains(got, "*.chat-"+suffix) {
+		t.Errorf("allowlist after AllowTLSName: %q", got)
+	}
+	if _, err := api.AllowTLSName(ctx, &gatewayv1.AllowTLSNameRequest{Name: "*.*.bad"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("AllowTLSName(*.*.bad) = %v; want InvalidArgument", err)
+	}
+	handshake := func(name string) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", srv.Addr().String(), &tls.Config{ServerName: name, RootCAs: p.Roots()})
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	if err := handshake("room1.chat-" + suffix); err != nil {
+		t.Fatalf("handshake for an allowed name: %v", err)
+	}
+	orders := p.Orders.Load()
+	if err := handshake("elsewhere-" + suffix); err == nil {
+		t.Error("handshake for a name never allowed succeeded")
+	}
+	names(api.DisallowTLSName(ctx, &gatewayv1.DisallowTLSNameRequest{Name: "*.chat-" + suffix}))
+	if err := handshake("room2.chat-" + suffix); err == nil {
+		t.Error("handshake for a disallowed name succeeded")
+	}
+	if got := p.Orders.Load(); got != orders {
+		t.Errorf("%d ACME orders for refused names; want none", got-orders)
+	}
+}
+
+// A node without on-demand TLS answers the allowlist methods with
+// FAILED_PRECONDITION, over gRPC and REST.
+func TestTLSNamesWithoutOnDemand(t *testing.T) {
+	srv := gatewaytest.NewServer(t, func(c *config.Config) { c.Demo.Enabled = config.Bool(false) })
+	conn, err := grpc.NewClient(srv.APIAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := gatewaytest.Context(t)
+	if _, err := gatewayv1.NewGatewayClient(conn).AllowTLSName(ctx, &gatewayv1.AllowTLSNameRequest{Name: "a.example"}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("AllowTLSName = %v; want FailedPrecondition", err)
+	}
+	resp, err := http.Get("http://" + srv.APIAddr().String() + "/v1/tls/names")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /v1/tls/names = %d; want 400 (FAILED_PRECONDITION)", resp.StatusCode)
 	}
 }

@@ -256,6 +256,7 @@ func (s *Server) buildAPI() error {
 		MaxDataBytes:    a.MaxDataBytes,
 		Conns:           s.transport.Len,
 		Reload:          s.reloadForAPI,
+		TLSNames:        s.tlsNames,
 		LongPollAnswers: s.metrics.LongPollAnswers,
 		ObserveRequest:  s.metrics.ObserveRequest,
 		Logger:          s.log,

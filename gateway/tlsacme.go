@@ -10,6 +10,7 @@ import (
 
 	"github.com/cometgate/cometgate/config"
 	"github.com/cometgate/cometgate/gateway/acme"
+	"github.com/cometgate/cometgate/gateway/api"
 )
 
 // acmeCerts is tls.mode auto: the ACME manager as the public listener's
@@ -70,4 +71,16 @@ func (c acmeCerts) Problems() []string {
 func (c acmeCerts) LoadFailures() int64 {
 	_, _, failures, _ := c.Manager.Stats()
 	return failures
+}
+
+// tlsNames returns the on-demand TLS allowlist for the control API, or
+// nil when the node has none (no TLS yet, files mode, or on-demand off).
+func (s *Server) tlsNames() api.TLSNames {
+	if s.cfg.TLS.Mode != "auto" || !s.cfg.TLS.ACME.OnDemand.Enabled {
+		return nil
+	}
+	if a, ok := s.certs.(acmeCerts); ok {
+		return a.Manager
+	}
+	return nil
 }

@@ -278,6 +278,21 @@ func (r *restClient) Reload(ctx context.Context, in *gatewayv1.ReloadRequest, _ 
 	return out, r.call(ctx, http.MethodPost, "/v1/reload", nil, in, out)
 }
 
+func (r *restClient) ListTLSNames(ctx context.Context, in *gatewayv1.ListTLSNamesRequest, _ ...grpc.CallOption) (*gatewayv1.ListTLSNamesResponse, error) {
+	out := &gatewayv1.ListTLSNamesResponse{}
+	return out, r.call(ctx, http.MethodGet, "/v1/tls/names", nil, nil, out)
+}
+
+func (r *restClient) AllowTLSName(ctx context.Context, in *gatewayv1.AllowTLSNameRequest, _ ...grpc.CallOption) (*gatewayv1.ListTLSNamesResponse, error) {
+	out := &gatewayv1.ListTLSNamesResponse{}
+	return out, r.call(ctx, http.MethodPost, "/v1/tls/names", nil, in, out)
+}
+
+func (r *restClient) DisallowTLSName(ctx context.Context, in *gatewayv1.DisallowTLSNameRequest, _ ...grpc.CallOption) (*gatewayv1.ListTLSNamesResponse, error) {
+	out := &gatewayv1.ListTLSNamesResponse{}
+	return out, r.call(ctx, http.MethodDelete, "/v1/tls/names/"+url.PathEscape(in.GetName()), nil, nil, out)
+}
+
 // apiConn is one way of calling the API.
 type apiConn struct {
 	name string

@@ -73,6 +73,10 @@ type Config struct {
 	// running and the settings that need a restart, or why the new
 	// configuration was refused.
 	Reload func(ctx context.Context) (applied, needsRestart []string, err error)
+	// TLSNames returns the on-demand TLS allowlist, or nil when the node
+	// has no on-demand TLS (the TLS name methods then answer
+	// FAILED_PRECONDITION). Nil: likewise.
+	TLSNames func() TLSNames
 	// Logger receives request problems at debug level.
 	Logger *slog.Logger
 }
@@ -462,6 +466,57 @@ func (s *Service) Reload(ctx context.Context, _ *gatewayv1.ReloadRequest) (*gate
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return &gatewayv1.ReloadResponse{Applied: applied, NeedsRestart: restart}, nil
+}
+
+// TLSNames is the on-demand TLS allowlist (see acme.Manager).
+type TLSNames interface {
+	AllowName(name string) error
+	DisallowName(name string)
+	Allowed() []string
+}
+
+// tlsNames returns the allowlist, or the error to answer without one.
+func (s *Service) tlsNames() (TLSNames, error) {
+	if s.cfg.TLSNames != nil {
+		if n := s.cfg.TLSNames(); n != nil {
+			return n, nil
+		}
+	}
+	return nil, status.Error(codes.FailedPrecondition, "on-demand TLS is not enabled on this node (tls.mode auto with tls.acme.onDemand.enabled)")
+}
+
+// ListTLSNames lists the on-demand TLS allowlist.
+func (s *Service) ListTLSNames(context.Context, *gatewayv1.ListTLSNamesRequest) (*gatewayv1.ListTLSNamesResponse, error) {
+	n, err := s.tlsNames()
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.ListTLSNamesResponse{Names: n.Allowed()}, nil
+}
+
+// AllowTLSName adds a name or pattern to the on-demand TLS allowlist.
+func (s *Service) AllowTLSName(_ context.Context, r *gatewayv1.AllowTLSNameRequest) (*gatewayv1.ListTLSNamesResponse, error) {
+	n, err := s.tlsNames()
+	if err != nil {
+		return nil, err
+	}
+	if err := n.AllowName(r.GetName()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	s.cfg.Logger.Info("on-demand TLS name allowed", "name", r.GetName())
+	return &gatewayv1.ListTLSNamesResponse{Names: n.Allowed()}, nil
+}
+
+// DisallowTLSName removes a name or pattern from the on-demand TLS
+// allowlist.
+func (s *Service) DisallowTLSName(_ context.Context, r *gatewayv1.DisallowTLSNameRequest) (*gatewayv1.ListTLSNamesResponse, error) {
+	n, err := s.tlsNames()
+	if err != nil {
+		return nil, err
+	}
+	n.DisallowName(r.GetName())
+	s.cfg.Logger.Info("on-demand TLS name disallowed", "name", r.GetName())
+	return &gatewayv1.ListTLSNamesResponse{Names: n.Allowed()}, nil
 }
 
 // Stats returns the node's counters.

@@ -28,6 +28,176 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ListTLSNamesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTLSNamesRequest) Reset() {
+	*x = ListTLSNamesRequest{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTLSNamesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTLSNamesRequest) ProtoMessage() {}
+
+func (x *ListTLSNamesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTLSNamesRequest.ProtoReflect.Descriptor instead.
+func (*ListTLSNamesRequest) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{0}
+}
+
+type ListTLSNamesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The allowlist, sorted.
+	Names         []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTLSNamesResponse) Reset() {
+	*x = ListTLSNamesResponse{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTLSNamesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTLSNamesResponse) ProtoMessage() {}
+
+func (x *ListTLSNamesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTLSNamesResponse.ProtoReflect.Descriptor instead.
+func (*ListTLSNamesResponse) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListTLSNamesResponse) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+type AllowTLSNameRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A host name, or "*." and a domain for its direct subdomains.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllowTLSNameRequest) Reset() {
+	*x = AllowTLSNameRequest{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllowTLSNameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllowTLSNameRequest) ProtoMessage() {}
+
+func (x *AllowTLSNameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllowTLSNameRequest.ProtoReflect.Descriptor instead.
+func (*AllowTLSNameRequest) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AllowTLSNameRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DisallowTLSNameRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisallowTLSNameRequest) Reset() {
+	*x = DisallowTLSNameRequest{}
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisallowTLSNameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisallowTLSNameRequest) ProtoMessage() {}
+
+func (x *DisallowTLSNameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisallowTLSNameRequest.ProtoReflect.Descriptor instead.
+func (*DisallowTLSNameRequest) Descriptor() ([]byte, []int) {
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DisallowTLSNameRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type PublishRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A broadcast channel, not a pattern, e.g. /chat/demo.
@@ -50,7 +220,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[0]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -62,7 +232,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[0]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -75,7 +245,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{0}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PublishRequest) GetChannel() string {
@@ -116,7 +286,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[1]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -128,7 +298,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[1]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -141,7 +311,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{1}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PublishResponse) GetSubscribers() int32 {
@@ -169,7 +339,7 @@ type DeliverRequest struct {
 
 func (x *DeliverRequest) Reset() {
 	*x = DeliverRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[2]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +351,7 @@ func (x *DeliverRequest) String() string {
 func (*DeliverRequest) ProtoMessage() {}
 
 func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[2]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +364,7 @@ func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
 func (*DeliverRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{2}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeliverRequest) GetClientId() string {
@@ -249,7 +419,7 @@ type DeliverResponse struct {
 
 func (x *DeliverResponse) Reset() {
 	*x = DeliverResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[3]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +431,7 @@ func (x *DeliverResponse) String() string {
 func (*DeliverResponse) ProtoMessage() {}
 
 func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[3]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +444,7 @@ func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResponse.ProtoReflect.Descriptor instead.
 func (*DeliverResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{3}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeliverResponse) GetSessions() int32 {
@@ -297,7 +467,7 @@ type DisconnectRequest struct {
 
 func (x *DisconnectRequest) Reset() {
 	*x = DisconnectRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[4]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +479,7 @@ func (x *DisconnectRequest) String() string {
 func (*DisconnectRequest) ProtoMessage() {}
 
 func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[4]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +492,7 @@ func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{4}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DisconnectRequest) GetClientId() string {
@@ -356,7 +526,7 @@ type DisconnectResponse struct {
 
 func (x *DisconnectResponse) Reset() {
 	*x = DisconnectResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[5]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +538,7 @@ func (x *DisconnectResponse) String() string {
 func (*DisconnectResponse) ProtoMessage() {}
 
 func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[5]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +551,7 @@ func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{5}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DisconnectResponse) GetSessions() int32 {
@@ -405,7 +575,7 @@ type ListChannelsRequest struct {
 
 func (x *ListChannelsRequest) Reset() {
 	*x = ListChannelsRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[6]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +587,7 @@ func (x *ListChannelsRequest) String() string {
 func (*ListChannelsRequest) ProtoMessage() {}
 
 func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[6]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +600,7 @@ func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
 func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{6}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListChannelsRequest) GetPattern() string {
@@ -465,7 +635,7 @@ type Channel struct {
 
 func (x *Channel) Reset() {
 	*x = Channel{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[7]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +647,7 @@ func (x *Channel) String() string {
 func (*Channel) ProtoMessage() {}
 
 func (x *Channel) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[7]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +660,7 @@ func (x *Channel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Channel.ProtoReflect.Descriptor instead.
 func (*Channel) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{7}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Channel) GetName() string {
@@ -518,7 +688,7 @@ type ListChannelsResponse struct {
 
 func (x *ListChannelsResponse) Reset() {
 	*x = ListChannelsResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[8]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +700,7 @@ func (x *ListChannelsResponse) String() string {
 func (*ListChannelsResponse) ProtoMessage() {}
 
 func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[8]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +713,7 @@ func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
 func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{8}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListChannelsResponse) GetChannels() []*Channel {
@@ -572,7 +742,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[9]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +754,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[9]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +767,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListSessionsRequest) GetUserId() string {
@@ -642,7 +812,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[10]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +824,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[10]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +837,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Session) GetClientId() string {
@@ -743,7 +913,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[11]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +925,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[11]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +938,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -794,7 +964,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[12]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +976,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[12]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +989,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{12}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetSessionRequest) GetClientId() string {
@@ -837,7 +1007,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1019,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[13]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1032,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{13}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 type ReloadResponse struct {
@@ -879,7 +1049,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1061,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[14]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1074,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{14}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReloadResponse) GetApplied() []string {
@@ -929,7 +1099,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1111,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[15]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1124,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{15}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 type StatsResponse struct {
@@ -981,7 +1151,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1163,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[16]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1176,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{16}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatsResponse) GetSessions() int64 {
@@ -1097,7 +1267,7 @@ type LatencySummary struct {
 
 func (x *LatencySummary) Reset() {
 	*x = LatencySummary{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[17]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1279,7 @@ func (x *LatencySummary) String() string {
 func (*LatencySummary) ProtoMessage() {}
 
 func (x *LatencySummary) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[17]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1292,7 @@ func (x *LatencySummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatencySummary.ProtoReflect.Descriptor instead.
 func (*LatencySummary) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{17}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LatencySummary) GetCount() int64 {
@@ -1178,7 +1348,7 @@ type LatencyBucket struct {
 
 func (x *LatencyBucket) Reset() {
 	*x = LatencyBucket{}
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[18]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1360,7 @@ func (x *LatencyBucket) String() string {
 func (*LatencyBucket) ProtoMessage() {}
 
 func (x *LatencyBucket) ProtoReflect() protoreflect.Message {
-	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[18]
+	mi := &file_cometgate_gateway_v1_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1373,7 @@ func (x *LatencyBucket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatencyBucket.ProtoReflect.Descriptor instead.
 func (*LatencyBucket) Descriptor() ([]byte, []int) {
-	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{18}
+	return file_cometgate_gateway_v1_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LatencyBucket) GetUpperMs() float64 {
@@ -1224,7 +1394,14 @@ var File_cometgate_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\"cometgate/gateway/v1/gateway.proto\x12\x14cometgate.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n" +
+	"\"cometgate/gateway/v1/gateway.proto\x12\x14cometgate.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n" +
+	"\x13ListTLSNamesRequest\",\n" +
+	"\x14ListTLSNamesResponse\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\")\n" +
+	"\x13AllowTLSNameRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\",\n" +
+	"\x16DisallowTLSNameRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x9e\x01\n" +
 	"\x0ePublishRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12*\n" +
 	"\x04data\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x04data\x12\x1b\n" +
@@ -1309,7 +1486,7 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\abuckets\x18\x06 \x03(\v2#.cometgate.gateway.v1.LatencyBucketR\abuckets\"@\n" +
 	"\rLatencyBucket\x12\x19\n" +
 	"\bupper_ms\x18\x01 \x01(\x01R\aupperMs\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count2\xe5\x05\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count2\xa0\b\n" +
 	"\aGateway\x12V\n" +
 	"\aPublish\x12$.cometgate.gateway.v1.PublishRequest\x1a%.cometgate.gateway.v1.PublishResponse\x12V\n" +
 	"\aDeliver\x12$.cometgate.gateway.v1.DeliverRequest\x1a%.cometgate.gateway.v1.DeliverResponse\x12_\n" +
@@ -1320,7 +1497,10 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"GetSession\x12'.cometgate.gateway.v1.GetSessionRequest\x1a\x1d.cometgate.gateway.v1.Session\x12P\n" +
 	"\x05Stats\x12\".cometgate.gateway.v1.StatsRequest\x1a#.cometgate.gateway.v1.StatsResponse\x12S\n" +
-	"\x06Reload\x12#.cometgate.gateway.v1.ReloadRequest\x1a$.cometgate.gateway.v1.ReloadResponseBIZGgithub.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1;gatewayv1b\x06proto3"
+	"\x06Reload\x12#.cometgate.gateway.v1.ReloadRequest\x1a$.cometgate.gateway.v1.ReloadResponse\x12e\n" +
+	"\fListTLSNames\x12).cometgate.gateway.v1.ListTLSNamesRequest\x1a*.cometgate.gateway.v1.ListTLSNamesResponse\x12e\n" +
+	"\fAllowTLSName\x12).cometgate.gateway.v1.AllowTLSNameRequest\x1a*.cometgate.gateway.v1.ListTLSNamesResponse\x12k\n" +
+	"\x0fDisallowTLSName\x12,.cometgate.gateway.v1.DisallowTLSNameRequest\x1a*.cometgate.gateway.v1.ListTLSNamesResponseBIZGgithub.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_cometgate_gateway_v1_gateway_proto_rawDescOnce sync.Once
@@ -1334,59 +1514,69 @@ func file_cometgate_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_cometgate_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_cometgate_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cometgate_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cometgate_gateway_v1_gateway_proto_goTypes = []any{
-	(*PublishRequest)(nil),        // 0: cometgate.gateway.v1.PublishRequest
-	(*PublishResponse)(nil),       // 1: cometgate.gateway.v1.PublishResponse
-	(*DeliverRequest)(nil),        // 2: cometgate.gateway.v1.DeliverRequest
-	(*DeliverResponse)(nil),       // 3: cometgate.gateway.v1.DeliverResponse
-	(*DisconnectRequest)(nil),     // 4: cometgate.gateway.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),    // 5: cometgate.gateway.v1.DisconnectResponse
-	(*ListChannelsRequest)(nil),   // 6: cometgate.gateway.v1.ListChannelsRequest
-	(*Channel)(nil),               // 7: cometgate.gateway.v1.Channel
-	(*ListChannelsResponse)(nil),  // 8: cometgate.gateway.v1.ListChannelsResponse
-	(*ListSessionsRequest)(nil),   // 9: cometgate.gateway.v1.ListSessionsRequest
-	(*Session)(nil),               // 10: cometgate.gateway.v1.Session
-	(*ListSessionsResponse)(nil),  // 11: cometgate.gateway.v1.ListSessionsResponse
-	(*GetSessionRequest)(nil),     // 12: cometgate.gateway.v1.GetSessionRequest
-	(*ReloadRequest)(nil),         // 13: cometgate.gateway.v1.ReloadRequest
-	(*ReloadResponse)(nil),        // 14: cometgate.gateway.v1.ReloadResponse
-	(*StatsRequest)(nil),          // 15: cometgate.gateway.v1.StatsRequest
-	(*StatsResponse)(nil),         // 16: cometgate.gateway.v1.StatsResponse
-	(*LatencySummary)(nil),        // 17: cometgate.gateway.v1.LatencySummary
-	(*LatencyBucket)(nil),         // 18: cometgate.gateway.v1.LatencyBucket
-	(*structpb.Value)(nil),        // 19: google.protobuf.Value
-	(*structpb.Struct)(nil),       // 20: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*ListTLSNamesRequest)(nil),    // 0: cometgate.gateway.v1.ListTLSNamesRequest
+	(*ListTLSNamesResponse)(nil),   // 1: cometgate.gateway.v1.ListTLSNamesResponse
+	(*AllowTLSNameRequest)(nil),    // 2: cometgate.gateway.v1.AllowTLSNameRequest
+	(*DisallowTLSNameRequest)(nil), // 3: cometgate.gateway.v1.DisallowTLSNameRequest
+	(*PublishRequest)(nil),         // 4: cometgate.gateway.v1.PublishRequest
+	(*PublishResponse)(nil),        // 5: cometgate.gateway.v1.PublishResponse
+	(*DeliverRequest)(nil),         // 6: cometgate.gateway.v1.DeliverRequest
+	(*DeliverResponse)(nil),        // 7: cometgate.gateway.v1.DeliverResponse
+	(*DisconnectRequest)(nil),      // 8: cometgate.gateway.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),     // 9: cometgate.gateway.v1.DisconnectResponse
+	(*ListChannelsRequest)(nil),    // 10: cometgate.gateway.v1.ListChannelsRequest
+	(*Channel)(nil),                // 11: cometgate.gateway.v1.Channel
+	(*ListChannelsResponse)(nil),   // 12: cometgate.gateway.v1.ListChannelsResponse
+	(*ListSessionsRequest)(nil),    // 13: cometgate.gateway.v1.ListSessionsRequest
+	(*Session)(nil),                // 14: cometgate.gateway.v1.Session
+	(*ListSessionsResponse)(nil),   // 15: cometgate.gateway.v1.ListSessionsResponse
+	(*GetSessionRequest)(nil),      // 16: cometgate.gateway.v1.GetSessionRequest
+	(*ReloadRequest)(nil),          // 17: cometgate.gateway.v1.ReloadRequest
+	(*ReloadResponse)(nil),         // 18: cometgate.gateway.v1.ReloadResponse
+	(*StatsRequest)(nil),           // 19: cometgate.gateway.v1.StatsRequest
+	(*StatsResponse)(nil),          // 20: cometgate.gateway.v1.StatsResponse
+	(*LatencySummary)(nil),         // 21: cometgate.gateway.v1.LatencySummary
+	(*LatencyBucket)(nil),          // 22: cometgate.gateway.v1.LatencyBucket
+	(*structpb.Value)(nil),         // 23: google.protobuf.Value
+	(*structpb.Struct)(nil),        // 24: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),  // 25: google.protobuf.Timestamp
 }
 var file_cometgate_gateway_v1_gateway_proto_depIdxs = []int32{
-	19, // 0: cometgate.gateway.v1.PublishRequest.data:type_name -> google.protobuf.Value
-	20, // 1: cometgate.gateway.v1.PublishRequest.ext:type_name -> google.protobuf.Struct
-	19, // 2: cometgate.gateway.v1.DeliverRequest.data:type_name -> google.protobuf.Value
-	20, // 3: cometgate.gateway.v1.DeliverRequest.ext:type_name -> google.protobuf.Struct
-	7,  // 4: cometgate.gateway.v1.ListChannelsResponse.channels:type_name -> cometgate.gateway.v1.Channel
-	21, // 5: cometgate.gateway.v1.Session.created:type_name -> google.protobuf.Timestamp
-	10, // 6: cometgate.gateway.v1.ListSessionsResponse.sessions:type_name -> cometgate.gateway.v1.Session
-	17, // 7: cometgate.gateway.v1.StatsResponse.long_poll_answer:type_name -> cometgate.gateway.v1.LatencySummary
-	18, // 8: cometgate.gateway.v1.LatencySummary.buckets:type_name -> cometgate.gateway.v1.LatencyBucket
-	0,  // 9: cometgate.gateway.v1.Gateway.Publish:input_type -> cometgate.gateway.v1.PublishRequest
-	2,  // 10: cometgate.gateway.v1.Gateway.Deliver:input_type -> cometgate.gateway.v1.DeliverRequest
-	4,  // 11: cometgate.gateway.v1.Gateway.Disconnect:input_type -> cometgate.gateway.v1.DisconnectRequest
-	6,  // 12: cometgate.gateway.v1.Gateway.ListChannels:input_type -> cometgate.gateway.v1.ListChannelsRequest
-	9,  // 13: cometgate.gateway.v1.Gateway.ListSessions:input_type -> cometgate.gateway.v1.ListSessionsRequest
-	12, // 14: cometgate.gateway.v1.Gateway.GetSession:input_type -> cometgate.gateway.v1.GetSessionRequest
-	15, // 15: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
-	13, // 16: cometgate.gateway.v1.Gateway.Reload:input_type -> cometgate.gateway.v1.ReloadRequest
-	1,  // 17: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
-	3,  // 18: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
-	5,  // 19: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
-	8,  // 20: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
-	11, // 21: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
-	10, // 22: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
-	16, // 23: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
-	14, // 24: cometgate.gateway.v1.Gateway.Reload:output_type -> cometgate.gateway.v1.ReloadResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
+	23, // 0: cometgate.gateway.v1.PublishRequest.data:type_name -> google.protobuf.Value
+	24, // 1: cometgate.gateway.v1.PublishRequest.ext:type_name -> google.protobuf.Struct
+	23, // 2: cometgate.gateway.v1.DeliverRequest.data:type_name -> google.protobuf.Value
+	24, // 3: cometgate.gateway.v1.DeliverRequest.ext:type_name -> google.protobuf.Struct
+	11, // 4: cometgate.gateway.v1.ListChannelsResponse.channels:type_name -> cometgate.gateway.v1.Channel
+	25, // 5: cometgate.gateway.v1.Session.created:type_name -> google.protobuf.Timestamp
+	14, // 6: cometgate.gateway.v1.ListSessionsResponse.sessions:type_name -> cometgate.gateway.v1.Session
+	21, // 7: cometgate.gateway.v1.StatsResponse.long_poll_answer:type_name -> cometgate.gateway.v1.LatencySummary
+	22, // 8: cometgate.gateway.v1.LatencySummary.buckets:type_name -> cometgate.gateway.v1.LatencyBucket
+	4,  // 9: cometgate.gateway.v1.Gateway.Publish:input_type -> cometgate.gateway.v1.PublishRequest
+	6,  // 10: cometgate.gateway.v1.Gateway.Deliver:input_type -> cometgate.gateway.v1.DeliverRequest
+	8,  // 11: cometgate.gateway.v1.Gateway.Disconnect:input_type -> cometgate.gateway.v1.DisconnectRequest
+	10, // 12: cometgate.gateway.v1.Gateway.ListChannels:input_type -> cometgate.gateway.v1.ListChannelsRequest
+	13, // 13: cometgate.gateway.v1.Gateway.ListSessions:input_type -> cometgate.gateway.v1.ListSessionsRequest
+	16, // 14: cometgate.gateway.v1.Gateway.GetSession:input_type -> cometgate.gateway.v1.GetSessionRequest
+	19, // 15: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
+	17, // 16: cometgate.gateway.v1.Gateway.Reload:input_type -> cometgate.gateway.v1.ReloadRequest
+	0,  // 17: cometgate.gateway.v1.Gateway.ListTLSNames:input_type -> cometgate.gateway.v1.ListTLSNamesRequest
+	2,  // 18: cometgate.gateway.v1.Gateway.AllowTLSName:input_type -> cometgate.gateway.v1.AllowTLSNameRequest
+	3,  // 19: cometgate.gateway.v1.Gateway.DisallowTLSName:input_type -> cometgate.gateway.v1.DisallowTLSNameRequest
+	5,  // 20: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
+	7,  // 21: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
+	9,  // 22: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
+	12, // 23: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
+	15, // 24: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
+	14, // 25: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
+	20, // 26: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
+	18, // 27: cometgate.gateway.v1.Gateway.Reload:output_type -> cometgate.gateway.v1.ReloadResponse
+	1,  // 28: cometgate.gateway.v1.Gateway.ListTLSNames:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
+	1,  // 29: cometgate.gateway.v1.Gateway.AllowTLSName:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
+	1,  // 30: cometgate.gateway.v1.Gateway.DisallowTLSName:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
+	20, // [20:31] is the sub-list for method output_type
+	9,  // [9:20] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1403,7 +1593,7 @@ func file_cometgate_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cometgate_gateway_v1_gateway_proto_rawDesc), len(file_cometgate_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,14 +24,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Gateway_Publish_FullMethodName      = "/cometgate.gateway.v1.Gateway/Publish"
-	Gateway_Deliver_FullMethodName      = "/cometgate.gateway.v1.Gateway/Deliver"
-	Gateway_Disconnect_FullMethodName   = "/cometgate.gateway.v1.Gateway/Disconnect"
-	Gateway_ListChannels_FullMethodName = "/cometgate.gateway.v1.Gateway/ListChannels"
-	Gateway_ListSessions_FullMethodName = "/cometgate.gateway.v1.Gateway/ListSessions"
-	Gateway_GetSession_FullMethodName   = "/cometgate.gateway.v1.Gateway/GetSession"
-	Gateway_Stats_FullMethodName        = "/cometgate.gateway.v1.Gateway/Stats"
-	Gateway_Reload_FullMethodName       = "/cometgate.gateway.v1.Gateway/Reload"
+	Gateway_Publish_FullMethodName         = "/cometgate.gateway.v1.Gateway/Publish"
+	Gateway_Deliver_FullMethodName         = "/cometgate.gateway.v1.Gateway/Deliver"
+	Gateway_Disconnect_FullMethodName      = "/cometgate.gateway.v1.Gateway/Disconnect"
+	Gateway_ListChannels_FullMethodName    = "/cometgate.gateway.v1.Gateway/ListChannels"
+	Gateway_ListSessions_FullMethodName    = "/cometgate.gateway.v1.Gateway/ListSessions"
+	Gateway_GetSession_FullMethodName      = "/cometgate.gateway.v1.Gateway/GetSession"
+	Gateway_Stats_FullMethodName           = "/cometgate.gateway.v1.Gateway/Stats"
+	Gateway_Reload_FullMethodName          = "/cometgate.gateway.v1.Gateway/Reload"
+	Gateway_ListTLSNames_FullMethodName    = "/cometgate.gateway.v1.Gateway/ListTLSNames"
+	Gateway_AllowTLSName_FullMethodName    = "/cometgate.gateway.v1.Gateway/AllowTLSName"
+	Gateway_DisallowTLSName_FullMethodName = "/cometgate.gateway.v1.Gateway/DisallowTLSName"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -68,6 +71,19 @@ type GatewayClient interface {
 	// (REST: 400), and the running configuration is kept; a node started
 	// without a file answers FAILED_PRECONDITION too. REST: POST /v1/reload.
 	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
+	// ListTLSNames lists the names and patterns ("*.example.com") for which
+	// on-demand TLS may obtain a certificate (tls.acme.onDemand). A node
+	// without on-demand TLS answers FAILED_PRECONDITION.
+	// REST: GET /v1/tls/names.
+	ListTLSNames(ctx context.Context, in *ListTLSNamesRequest, opts ...grpc.CallOption) (*ListTLSNamesResponse, error)
+	// AllowTLSName adds a name or pattern to the on-demand allowlist, until
+	// the node restarts (the configuration's list is the start). An invalid
+	// one is INVALID_ARGUMENT. REST: POST /v1/tls/names.
+	AllowTLSName(ctx context.Context, in *AllowTLSNameRequest, opts ...grpc.CallOption) (*ListTLSNamesResponse, error)
+	// DisallowTLSName removes a name or pattern from the allowlist;
+	// certificates already obtained keep being served and renewed until
+	// the node restarts. REST: DELETE /v1/tls/names/{name}.
+	DisallowTLSName(ctx context.Context, in *DisallowTLSNameRequest, opts ...grpc.CallOption) (*ListTLSNamesResponse, error)
 }
 
 type gatewayClient struct {
@@ -158,6 +174,36 @@ func (c *gatewayClient) Reload(ctx context.Context, in *ReloadRequest, opts ...g
 	return out, nil
 }
 
+func (c *gatewayClient) ListTLSNames(ctx context.Context, in *ListTLSNamesRequest, opts ...grpc.CallOption) (*ListTLSNamesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTLSNamesResponse)
+	err := c.cc.Invoke(ctx, Gateway_ListTLSNames_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) AllowTLSName(ctx context.Context, in *AllowTLSNameRequest, opts ...grpc.CallOption) (*ListTLSNamesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTLSNamesResponse)
+	err := c.cc.Invoke(ctx, Gateway_AllowTLSName_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayClient) DisallowTLSName(ctx context.Context, in *DisallowTLSNameRequest, opts ...grpc.CallOption) (*ListTLSNamesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTLSNamesResponse)
+	err := c.cc.Invoke(ctx, Gateway_DisallowTLSName_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -192,6 +238,19 @@ type GatewayServer interface {
 	// (REST: 400), and the running configuration is kept; a node started
 	// without a file answers FAILED_PRECONDITION too. REST: POST /v1/reload.
 	Reload(context.Context, *ReloadRequest) (*ReloadResponse, error)
+	// ListTLSNames lists the names and patterns ("*.example.com") for which
+	// on-demand TLS may obtain a certificate (tls.acme.onDemand). A node
+	// without on-demand TLS answers FAILED_PRECONDITION.
+	// REST: GET /v1/tls/names.
+	ListTLSNames(context.Context, *ListTLSNamesRequest) (*ListTLSNamesResponse, error)
+	// AllowTLSName adds a name or pattern to the on-demand allowlist, until
+	// the node restarts (the configuration's list is the start). An invalid
+	// one is INVALID_ARGUMENT. REST: POST /v1/tls/names.
+	AllowTLSName(context.Context, *AllowTLSNameRequest) (*ListTLSNamesResponse, error)
+	// DisallowTLSName removes a name or pattern from the allowlist;
+	// certificates already obtained keep being served and renewed until
+	// the node restarts. REST: DELETE /v1/tls/names/{name}.
+	DisallowTLSName(context.Context, *DisallowTLSNameRequest) (*ListTLSNamesResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -225,6 +284,15 @@ func (UnimplementedGatewayServer) Stats(context.Context, *StatsRequest) (*StatsR
 }
 func (UnimplementedGatewayServer) Reload(context.Context, *ReloadRequest) (*ReloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
+}
+func (UnimplementedGatewayServer) ListTLSNames(context.Context, *ListTLSNamesRequest) (*ListTLSNamesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTLSNames not implemented")
+}
+func (UnimplementedGatewayServer) AllowTLSName(context.Context, *AllowTLSNameRequest) (*ListTLSNamesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AllowTLSName not implemented")
+}
+func (UnimplementedGatewayServer) DisallowTLSName(context.Context, *DisallowTLSNameRequest) (*ListTLSNamesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisallowTLSName not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -391,6 +459,60 @@ func _Gateway_Reload_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_ListTLSNames_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTLSNamesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ListTLSNames(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ListTLSNames_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ListTLSNames(ctx, req.(*ListTLSNamesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_AllowTLSName_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AllowTLSNameRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).AllowTLSName(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_AllowTLSName_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).AllowTLSName(ctx, req.(*AllowTLSNameRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Gateway_DisallowTLSName_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisallowTLSNameRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).DisallowTLSName(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_DisallowTLSName_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).DisallowTLSName(ctx, req.(*DisallowTLSNameRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -429,6 +551,18 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reload",
 			Handler:    _Gateway_Reload_Handler,
+		},
+		{
+			MethodName: "ListTLSNames",
+			Handler:    _Gateway_ListTLSNames_Handler,
+		},
+		{
+			MethodName: "AllowTLSName",
+			Handler:    _Gateway_AllowTLSName_Handler,
+		},
+		{
+			MethodName: "DisallowTLSName",
+			Handler:    _Gateway_DisallowTLSName_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
