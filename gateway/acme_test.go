@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway"
+	"github.com/cometgate/cometgate/gateway/acme"
 	"github.com/cometgate/cometgate/gateway/acme/acmetest"
 	"github.com/cometgate/cometgate/gateway/gatewaytest"
 	gatewayv1 "github.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1"
@@ -179,5 +181,88 @@ func TestTLSNamesWithoutOnDemand(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("GET /v1/tls/names = %d; want 400 (FAILED_PRECONDITION)", resp.StatusCode)
+	}
+}
+
+// A certificate that Pebble issues for 20 seconds is renewed by the
+// gateway while a websocket session stays connected over wss and keeps
+// receiving; new connections get the new certificate.
+func TestTLSAutoRenewalKeepsWebSocket(t *testing.T) {
+	tlsPort := freeLoopbackPort(t)
+	p := acmetest.StartPebble(t, acmetest.Options{HTTPPort: 1, TLSPort: tlsPort, Validity: 20})
+	dir := t.TempDir()
+	roots := filepath.Join(dir, "pebble-api.pem")
+	if err := os.WriteFile(roots, p.TLSCAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("renew-%d.cometgate.test", time.Now().UnixNano())
+	srv := gatewaytest.NewServer(t, func(c *config.Config) {
+		c.Demo.Enabled = config.Bool(false)
+		longSessions(c)
+		c.Listen = fmt.Sprintf("127.0.0.1:%d", tlsPort)
+		c.TLS.Mode = "auto"
+		c.TLS.ACME = config.ACMEConfig{
+			CA: p.Dir, Email: "ops@cometgate.test", Agree: true, Domains: []string{name},
+			Storage: filepath.Join(dir, "certs"), TrustedRoots: roots,
+			Challenges: []string{"tls-alpn-01"}, AltTLSALPNPort: tlsPort,
+		}
+	}, gateway.WithACMETuning(func(a *acme.Config) {
+		a.RenewalWindowRatio, a.RenewCheckInterval, a.DisableARI = 0.5, time.Second, true
+	}))
+	addr := srv.Addr().String()
+	tc := &tls.Config{ServerName: name, RootCAs: p.Roots()}
+	serial := func() (string, error) {
+		c, err := tls.Dial("tcp", addr, tc)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+	}
+	var first string
+	gatewaytest.Eventually(t, 20*time.Second, func() (err error) {
+		first, err = serial()
+		return err
+	})
+	ctx := gatewaytest.Context(t)
+	ws, _, err := gatewaytest.DialWebSocketTLS(ctx, "wss://"+addr+"/cometd", nil, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if r, _, err := ws.Handshake(gatewaytest.DefaultTimeout, nil); err != nil || !r.Successful() {
+		t.Fatalf("handshake: %v, %v", r, err)
+	}
+	if r, _, err := ws.Call(gatewaytest.DefaultTimeout, "/meta/subscribe", M{"subscription": "/news"}); err != nil || !r.Successful() {
+		t.Fatalf("subscribe: %v, %v", r, err)
+	}
+	n := 0
+	receive := func() {
+		t.Helper()
+		n++
+		want := fmt.Sprintf("%d", n)
+		if _, err := srv.Engine().Publish("/news", []byte(`{"n":`+want+`}`), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ws.ReadUntil(gatewaytest.DefaultTimeout, func(m M) bool {
+			return m.Channel() == "/news" && fmt.Sprint(m.Obj("data")["n"]) == want
+		}); err != nil {
+			t.Fatalf("message %d not received: %v", n, err)
+		}
+	}
+	receive()
+	gatewaytest.Eventually(t, 40*time.Second, func() error {
+		got, err := serial()
+		if err != nil {
+			return err
+		}
+		if got == first {
+			return fmt.Errorf("still serving serial %s", first)
+		}
+		return nil
+	})
+	receive() // the session opened under the first certificate goes on
+	if srv.Engine().Session(ws.ClientID) == nil {
+		t.Error("session dropped across the renewal")
 	}
 }

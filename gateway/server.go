@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cometgate/cometgate/config"
+	"github.com/cometgate/cometgate/gateway/acme"
 	"github.com/cometgate/cometgate/gateway/api"
 	"github.com/cometgate/cometgate/gateway/backend"
 	"github.com/cometgate/cometgate/gateway/demo"
@@ -75,10 +76,11 @@ type Server struct {
 	reloadMu   sync.Mutex     // serialises Reload; guards live
 	live       *config.Config // the configuration last applied
 
-	certCheck  time.Duration // how often tls.mode files looks at its files
-	certs      certSource    // the public listener's certificates; nil without TLS; set by Start
-	certExpiry atomic.Int64  // Unix time the certificate last served expires; 0: none yet
-	plain      *http.Server  // tls.httpListen's server, if any
+	certCheck  time.Duration      // how often tls.mode files looks at its files
+	certs      certSource         // the public listener's certificates; nil without TLS; set by Start
+	acmeTuning func(*acme.Config) // WithACMETuning
+	certExpiry atomic.Int64       // Unix time the certificate last served expires; 0: none yet
+	plain      *http.Server       // tls.httpListen's server, if any
 
 	mu            sync.Mutex // guards listener, plainListener, apiListener, serveErr
 	listener      net.Listener
@@ -407,7 +409,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	undo = append(undo, func() { s.engine.Close(ctx) })
 	var tlsConfig *tls.Config
 	if s.cfg.TLSOn() {
-		src, err := newCertSource(ctx, s.cfg.TLS, s.certCheck, s.log)
+		src, err := newCertSource(ctx, s.cfg.TLS, s.certCheck, s.acmeTuning, s.log)
 		if err != nil {
 			return err
 		}

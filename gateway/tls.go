@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/cometgate/cometgate/gateway/acme"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,12 +58,12 @@ func WithCertCheckInterval(d time.Duration) Option {
 }
 
 // newCertSource builds the certificate source cfg names.
-func newCertSource(ctx context.Context, cfg config.TLSConfig, every time.Duration, log *slog.Logger) (certSource, error) {
+func newCertSource(ctx context.Context, cfg config.TLSConfig, every time.Duration, tune func(*acme.Config), log *slog.Logger) (certSource, error) {
 	switch cfg.Mode {
 	case "files":
 		return newFileCerts(cfg.CertFile, cfg.KeyFile, every, log)
 	case "auto":
-		src, err := newACMECerts(ctx, cfg, log)
+		src, err := newACMECerts(ctx, cfg, tune, log)
 		if err != nil {
 			return nil, fmt.Errorf("tls.mode auto: %w", err)
 		}

@@ -24,9 +24,17 @@ var (
 	_ certLoadFailures = acmeCerts{}
 )
 
+// WithACMETuning lets fn adjust the ACME manager's configuration of
+// tls.mode auto after it is built from the configuration file: settings a
+// file does not offer, such as renewal timing for tests against a CA that
+// issues short-lived certificates.
+func WithACMETuning(fn func(*acme.Config)) Option {
+	return optionFunc(func(s *Server) { s.acmeTuning = fn })
+}
+
 // newACMECerts builds the ACME manager of cfg; Start (after the listeners
 // are bound) begins obtaining certificates.
-func newACMECerts(ctx context.Context, cfg config.TLSConfig, log *slog.Logger) (certSource, error) {
+func newACMECerts(ctx context.Context, cfg config.TLSConfig, tune func(*acme.Config), log *slog.Logger) (certSource, error) {
 	a := cfg.ACME
 	ac := acme.Config{
 		CA: a.CA, Email: a.Email, Agreed: a.Agree, Domains: a.Domains, Storage: a.Storage,
@@ -46,6 +54,9 @@ func newACMECerts(ctx context.Context, cfg config.TLSConfig, log *slog.Logger) (
 			return nil, fmt.Errorf("tls.acme.trustedRoots: %s holds no PEM certificate", a.TrustedRoots)
 		}
 		ac.TrustedRoots = pool
+	}
+	if tune != nil {
+		tune(&ac)
 	}
 	m, err := acme.New(context.WithoutCancel(ctx), ac) // it lives until Close
 	if err != nil {
