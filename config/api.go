@@ -40,7 +40,14 @@ type APITLSConfig struct {
 	CertFile     string `yaml:"certFile"`
 	KeyFile      string `yaml:"keyFile"`
 	ClientCAFile string `yaml:"clientCAFile"`
+	// Public serves the API's own listener over TLS with the public
+	// listener's certificates (tls.mode files or auto, renewals included)
+	// instead of certFile and keyFile. Default false.
+	Public bool `yaml:"public"`
 }
+
+// APITLSOn reports whether the API's own listener serves TLS.
+func (c *Config) APITLSOn() bool { return c.API.TLS.CertFile != "" || c.API.TLS.Public }
 
 // APIEnabled reports whether the control API is served.
 func (c *Config) APIEnabled() bool { return c.API.Listen != "off" }
@@ -68,10 +75,16 @@ func (c *Config) validateAPI(bad func(field string, value any, reason string)) {
 	if (a.TLS.CertFile == "") != (a.TLS.KeyFile == "") {
 		bad("api.tls", a.TLS.CertFile, "certFile and keyFile go together")
 	}
-	if a.TLS.ClientCAFile != "" && a.TLS.CertFile == "" && !c.APIOnPublic() {
-		bad("api.tls.clientCAFile", a.TLS.ClientCAFile, "mTLS needs certFile and keyFile")
+	if a.TLS.ClientCAFile != "" && !c.APITLSOn() && !c.APIOnPublic() {
+		bad("api.tls.clientCAFile", a.TLS.ClientCAFile, "mTLS needs certFile and keyFile, or public: true")
 	}
-	if c.APIOnPublic() && (a.TLS.CertFile != "" || a.TLS.ClientCAFile != "") {
+	if a.TLS.Public && a.TLS.CertFile != "" {
+		bad("api.tls.public", true, "exclusive with certFile and keyFile")
+	}
+	if a.TLS.Public && !c.TLSOn() {
+		bad("api.tls.public", true, "needs the public listener's certificates: tls.mode files or auto")
+	}
+	if c.APIOnPublic() && (a.TLS.CertFile != "" || a.TLS.ClientCAFile != "" || a.TLS.Public) {
 		bad("api.tls", a.TLS.CertFile, `TLS settings need the API's own listener, not "public"`)
 	}
 	for i, t := range a.Tokens {

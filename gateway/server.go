@@ -286,8 +286,8 @@ func (s *Server) buildAPI() error {
 	own.Handle("/", svc.Handler())
 	own.Handle("GET /metrics", metricsHandler)
 	srv := s.newHTTPServer(own)
-	srv.Protocols.SetUnencryptedHTTP2(a.TLS.CertFile == "")
-	if a.TLS.CertFile != "" {
+	srv.Protocols.SetUnencryptedHTTP2(!s.cfg.APITLSOn())
+	if s.cfg.APITLSOn() {
 		tc, err := apiTLS(a.TLS)
 		if err != nil {
 			return fmt.Errorf("api.tls: %w", err)
@@ -300,13 +300,17 @@ func (s *Server) buildAPI() error {
 
 // apiTLS loads the API listener's certificate and, for mTLS, the client CA.
 // Client certificates are verified when given; a request without one must
-// then carry a token.
+// then carry a token. With Public, the certificate is the public
+// listener's, set by Start (GetCertificate).
 func apiTLS(c config.APITLSConfig) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, err
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if !c.Public {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if c.ClientCAFile != "" {
 		pem, err := os.ReadFile(c.ClientCAFile)
 		if err != nil {
@@ -447,6 +451,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			IdleTimeout:       time.Minute,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
+	}
+	if s.api != nil && s.cfg.API.TLS.Public {
+		s.api.TLSConfig.GetCertificate = s.certs.GetCertificate // validation made sure TLS is on
 	}
 	var apiLn net.Listener
 	if s.api != nil {

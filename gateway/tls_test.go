@@ -583,3 +583,31 @@ func TestTLSStartUndoesOnHTTPListenFailure(t *testing.T) {
 		t.Error("engine left running after a failed start")
 	}
 }
+
+// api.tls.public: the control API's own listener serves TLS with the
+// public listener's certificate (files mode here), and nothing in clear.
+func TestAPIUsesPublicCertificates(t *testing.T) {
+	ca := newTestCA(t)
+	srv, _, _ := tlsServer(t, ca, func(c *config.Config) { c.API.TLS.Public = true })
+	api := srv.APIAddr().String()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.clientTLS(), ForceAttemptHTTP2: true}, Timeout: gatewaytest.DefaultTimeout}
+	resp, err := hc.Get("https://" + api + "/readyz")
+	if err != nil {
+		t.Fatalf("API over TLS with the public certificate: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 100 {
+		t.Errorf("GET /readyz: status %d, TLS %v; want 200 with the public certificate (serial 100)", resp.StatusCode, resp.TLS != nil)
+	}
+	if resp, err := http.Get("http://" + api + "/readyz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("the API answered in clear")
+		}
+	}
+	cfg := config.Default()
+	cfg.API.TLS.Public = true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "api.tls.public") {
+		t.Errorf("api.tls.public without tls.mode: Validate() = %v; want it refused", err)
+	}
+}
