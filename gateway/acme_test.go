@@ -159,6 +159,19 @@ func TestTLSOnDemandAllowlistThroughAPI(t *testing.T) {
 	if got := p.Orders.Load(); got != orders {
 		t.Errorf("%d ACME orders for refused names; want none", got-orders)
 	}
+	mfs, err := srv.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			got[mf.GetName()+"{"+labels(m)+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	if got["cometgate_tls_on_demand_refused_total{}"] != 2 || got["cometgate_tls_acme_certificates_total{event=obtained}"] != 1 {
+		t.Errorf("metrics: refused %v, obtained %v; want 2 and 1", got["cometgate_tls_on_demand_refused_total{}"], got["cometgate_tls_acme_certificates_total{event=obtained}"])
+	}
 }
 
 // A node without on-demand TLS answers the allowlist methods with

@@ -347,6 +347,9 @@ func (s *Server) metricSources() metrics.Sources {
 		src.CertificateExpiry = s.CertificateExpiry
 		src.CertificateLoadFailures = s.certificateLoadFailures
 	}
+	if s.cfg.TLS.Mode == "auto" {
+		src.TLSCertificates = s.acmeCounts
+	}
 	if svc := s.apiSvc; svc != nil {
 		src.APIRefused = func() map[string]int64 {
 			r := svc.Refused()

@@ -95,3 +95,15 @@ func (s *Server) tlsNames() api.TLSNames {
 	}
 	return nil
 }
+
+// acmeCounts reads the ACME manager's counters for /metrics; zero before
+// Start.
+func (s *Server) acmeCounts() (obtained, renewed, onDemandRefused int64) {
+	s.mu.Lock()
+	started := s.listener != nil
+	s.mu.Unlock()
+	if a, ok := s.certs.(acmeCerts); ok && started {
+		obtained, renewed, _, onDemandRefused = a.Stats()
+	}
+	return
+}

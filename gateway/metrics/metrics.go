@@ -105,6 +105,10 @@ type Sources struct {
 	// loaded or obtained (tls.mode files: a bad pair on disk). Nil
 	// without TLS.
 	CertificateLoadFailures func() int64
+	// TLSCertificates counts the certificates obtained and renewed from
+	// the ACME CA, and the on-demand handshakes refused for names outside
+	// the allowlist (tls.mode auto).
+	TLSCertificates func() (obtained, renewed, onDemandRefused int64)
 }
 
 // Register adds the collectors that read src's counters when scraped,
@@ -164,6 +168,8 @@ var (
 	descCredsExpired      = desc("credentials_expired_total", "Sessions disconnected because the credentials they handshook with expired.")
 	descAPIRefused        = desc("api_refused_total", "REST requests refused by the control API's browser checks, by reason.", "reason")
 	descCertExpiry        = desc("tls_certificate_expiry_seconds", "Seconds until the certificate last served on the public listener expires (negative: expired).")
+	descACME              = desc("tls_acme_certificates_total", "Certificates from the ACME CA, by event: obtained, renewed.", "event")
+	descOnDemandRefused   = desc("tls_on_demand_refused_total", "TLS handshakes for names outside the on-demand allowlist: no certificate, no ACME order.")
 	descCertFailures      = desc("tls_certificate_load_failures_total", "Certificates that could not be loaded or obtained; the one served before is kept.")
 )
 
@@ -279,6 +285,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if f := src.CertificateLoadFailures; f != nil {
 		counter(descCertFailures, f())
+	}
+	if f := src.TLSCertificates; f != nil {
+		obtained, renewed, refused := f()
+		counter(descACME, obtained, "obtained")
+		counter(descACME, renewed, "renewed")
+		counter(descOnDemandRefused, refused)
 	}
 }
 
