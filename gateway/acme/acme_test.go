@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cometgate/cometgate/gateway/acme/acmetest"
+	"github.com/cometgate/cometgate/internal/poll"
 	"log/slog"
 	"net"
 	"net/http"
@@ -136,7 +137,7 @@ func newManager(t *testing.T, cfg Config) *Manager {
 // waitObtained waits until want certificates were obtained and are served.
 func waitObtained(t *testing.T, m *Manager, want int64) {
 	t.Helper()
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		// cert_obtained fires before the certificate is in the cache;
 		// Problems lists a managed name until it is.
 		if o, _, f, _ := m.Stats(); o < want || len(m.Problems()) != 0 {
@@ -268,7 +269,7 @@ func TestRenewWhileConnected(t *testing.T) {
 	if life := first.NotAfter.Sub(first.NotBefore); life > time.Minute {
 		t.Fatalf("certificate lifetime %v, want the short profile", life)
 	}
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		if _, r, f, _ := m.Stats(); r < 1 {
 			return fmt.Errorf("renewed %d, failures %d, problems %q", r, f, m.Problems())
 		}
@@ -277,7 +278,7 @@ func TestRenewWhileConnected(t *testing.T) {
 	if err := echo(c, "still here"); err != nil {
 		t.Fatalf("connection opened before renewal: %v", err)
 	}
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		c2, err := dialTLS(addr, name, p.Roots())
 		if err != nil {
 			return err
@@ -311,7 +312,7 @@ func TestRenewalFailureKeepsServing(t *testing.T) {
 	}
 	waitObtained(t, m, 1)
 	p.Close()
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
 		if !strings.Contains(pr, "renewing certificate for "+name+" failed") || !strings.Contains(pr, "still served") {
 			return fmt.Errorf("problems: %q", pr)
@@ -438,7 +439,7 @@ func TestExternalAccountBinding(t *testing.T) {
 	if err := without.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		if pr := strings.Join(without.Problems(), "\n"); !strings.Contains(pr, "externalAccountRequired") {
 			return fmt.Errorf("problems: %q", pr)
 		}
@@ -470,7 +471,7 @@ func TestFailedChallengeReason(t *testing.T) {
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
 		if !strings.Contains(pr, "obtaining certificate for "+name+" failed: CA says:") ||
 			!strings.Contains(pr, "404") || !strings.Contains(pr, "no certificate yet for "+name) {
@@ -500,7 +501,7 @@ func TestUnreachableCA(t *testing.T) {
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		pr := strings.Join(m.Problems(), "\n")
 		if !strings.Contains(pr, "ACME CA "+cfg.CA+" unreachable") || !strings.Contains(pr, "no certificate yet for "+name) {
 			return fmt.Errorf("problems: %q", pr)
@@ -629,7 +630,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	// The ACME client keeps idle keep-alive connections to the CA (certmagic
 	// sets no idle timeout); a CA closes them in time, Pebble does so now.
 	p.CloseClientConnections()
-	acmetest.Eventually(t, waitLimit, func() error {
+	poll.Eventually(t, waitLimit, func() error {
 		if n := runtime.NumGoroutine(); n > before {
 			buf := make([]byte, 1<<16)
 			buf = buf[:runtime.Stack(buf, true)]

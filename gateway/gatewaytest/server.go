@@ -3,6 +3,7 @@ package gatewaytest
 import (
 	"context"
 	"errors"
+	"github.com/cometgate/cometgate/internal/poll"
 	"log/slog"
 	"net/http"
 	"os"
@@ -94,20 +95,9 @@ func Context(t testing.TB) context.Context {
 	return ctx
 }
 
-// Eventually calls fn until it returns nil, and fails the test with fn's
-// last error if that does not happen within timeout. It polls every 10ms.
-// Call it from the test's goroutine.
+// Eventually calls fn until it returns nil, failing t after timeout (see
+// poll.Eventually).
 func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Eventually(t, timeout, fn)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cometgate/cometgate/internal/poll"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -219,7 +220,7 @@ func TestJWKSBackgroundRefresh(t *testing.T) {
 	a := mustProvision(t, "", "jwksURL: "+srv.URL+"\njwksRefresh: 5ms\n", time.Now)
 	srv.set(ecJWK("k2", &ecKey().PublicKey))
 	tok := sign(t, jwt.SigningMethodES256, ecKey(), "k2", claims(time.Now(), nil))
-	eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, func() error {
 		if n := srv.requests.Load(); n < 3 {
 			return fmt.Errorf("%d fetches", n)
 		}
@@ -299,22 +300,5 @@ func TestParseJWKS(t *testing.T) {
 	}
 	if _, _, err := parseJWKS([]byte(`{"keys":`)); err == nil {
 		t.Error("parseJWKS of truncated JSON: no error")
-	}
-}
-
-// eventually calls fn until it returns nil, failing the test with fn's
-// last error after timeout.
-func eventually(t testing.TB, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -186,23 +186,6 @@ func testCtx(tb testing.TB) context.Context {
 	return ctx
 }
 
-// eventually calls fn until it returns nil, failing the test with its
-// last error after timeout. It polls every 10ms.
-func eventually(tb testing.TB, timeout time.Duration, fn func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // logBuffer is a slog destination that tests read.
 type logBuffer struct {
 	mu  sync.Mutex

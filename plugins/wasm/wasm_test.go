@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cometgate/cometgate/internal/poll"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -262,7 +263,7 @@ func TestBusy(t *testing.T) {
 	ctx := testCtx(t)
 	done := make(chan error, 1)
 	go func() { done <- f.Filter(ctx, testMessage(`"loop"`)) }()
-	eventually(t, testTimeout, func() error {
+	poll.Eventually(t, testTimeout, func() error {
 		if len(f.tokens) != 1 {
 			return errors.New("the looping call has not started")
 		}
@@ -350,7 +351,7 @@ func TestWatchSwapsModule(t *testing.T) {
 	}
 
 	replaceFile(t, guestPath(t, "timestamp"), file)
-	eventually(t, testTimeout, func() error {
+	poll.Eventually(t, testTimeout, func() error {
 		m := testMessage(`{"text":"heck"}`)
 		if err := f.Filter(ctx, m); err != nil {
 			return err
@@ -366,7 +367,7 @@ func TestWatchSwapsModule(t *testing.T) {
 	second := f.cur.Load()
 
 	replaceFile(t, guestPath(t, "noexport"), file)
-	eventually(t, testTimeout, func() error { return log.contains("does not load") })
+	poll.Eventually(t, testTimeout, func() error { return log.contains("does not load") })
 	if err := log.contains("missing export cometgate_filter"); err != nil {
 		t.Error(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/letsencrypt/pebble/v2/ca"
 	"github.com/letsencrypt/pebble/v2/db"
@@ -155,24 +154,6 @@ func startMockDNS(t *testing.T) string {
 	<-started
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	return ln.Addr().String()
-}
-
-// Eventually calls fn until it returns nil, failing t after timeout with
-// its last error (gatewaytest's, which this package cannot import: the
-// gateway imports acme).
-func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // Close stops Pebble's ACME API (the server is also closed at the test's

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"fmt"
+	"github.com/cometgate/cometgate/internal/poll"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,7 +189,7 @@ func TestSweeper(t *testing.T) {
 	if f.Keys() != 10 {
 		t.Fatalf("Keys() = %d; want 10", f.Keys())
 	}
-	filtertest.Eventually(t, 10*time.Second, func() error {
+	poll.Eventually(t, 10*time.Second, func() error {
 		if k := f.Keys(); k != 0 {
 			return fmt.Errorf("Keys() = %d; want the idle limiters dropped", k)
 		}

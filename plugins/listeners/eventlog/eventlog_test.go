@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"fmt"
+	"github.com/cometgate/cometgate/internal/poll"
 	"log/slog"
 	"strings"
 	"sync"
@@ -170,7 +171,7 @@ func TestRateLimit(t *testing.T) {
 	l.QueueMaxed(alice, 1)
 	l.QueueMaxed(alice, 1)
 	l.QueueMaxed(alice, 1) // over: 3 lines in this second already
-	eventually(t, 5*time.Second, func() error {
+	poll.Eventually(t, 5*time.Second, func() error {
 		recs := rec.records()
 		last := recs[len(recs)-1]
 		if last.attrs["queue_maxed"] != "1" {
@@ -275,20 +276,3 @@ func BenchmarkSubscribed(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// eventually calls fn until it returns nil, failing the test with fn's
-// last error after timeout.
-func eventually(t testing.TB, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/cometgate/cometgate/plugins"
 	"go.yaml.in/yaml/v3"
@@ -75,24 +74,5 @@ func Message(data string) *plugins.Message {
 		Direction: plugins.Inbound,
 		Source:    plugins.FromClient,
 		Client:    plugins.Client{ID: "s1", User: "alice", Transport: "websocket"},
-	}
-}
-
-// Eventually calls fn until it returns nil, and fails the test with fn's
-// last error if that does not happen within timeout. It polls every 5ms.
-// Call it from the test's goroutine. (gateway/gatewaytest has the same,
-// but plugins must not import the gateway.)
-func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
