@@ -74,5 +74,5 @@ func pluginSummary(set *plugins.Set) string {
 		return "plugins: none"
 	}
 	return fmt.Sprintf("plugins: %d filter chain patterns, %d policies, %d authenticators, %d listeners reloaded",
-		set.Patterns(), len(set.Policies), len(set.Authenticators), len(set.Sessions)+len(set.Subscriptions)+len(set.Queues))
+		set.Patterns(), len(set.Policies), len(set.Authenticators), set.Listeners())
 }

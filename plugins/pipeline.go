@@ -31,9 +31,7 @@ type Set struct {
 	Subscriptions  []SubscriptionListener
 	Queues         []QueueListener
 
-	modules []any    // every module, for Cleanup
-	places  []string // each module's place in the configuration
-	names   []string // each module's registered name
+	modules []loaded // every module, for Cleanup and Stats
 	log     *slog.Logger
 
 	// cache maps channel names to their routes (nil for none): read
@@ -46,6 +44,14 @@ type Set struct {
 	retired atomic.Bool
 	idle    chan struct{} // closed by the Release that leaves a retired set unused
 	idleOne sync.Once
+}
+
+// loaded is a module and where the configuration made it.
+type loaded struct {
+	module any
+	kind   Kind
+	name   string // registered name
+	place  string // place in the configuration ("filters[0].inbound[1]")
 }
 
 // NamedPolicy is a policy and the name of its module.
@@ -195,7 +201,7 @@ func (s *Set) Retire(ctx context.Context) error {
 	}
 	errs := []error{waitErr}
 	for i := len(s.modules) - 1; i >= 0; i-- {
-		if err := cleanup(s.modules[i]); err != nil {
+		if err := cleanup(s.modules[i].module); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -341,15 +347,11 @@ func Load(ctx *Context, reg *Registry, cfg config.PluginsConfig, counters *Count
 		mctx := *ctx
 		mctx.Logger = log.With("plugin", place)
 		name, m, err := reg.Decode(&mctx, k, n)
-		if err == nil {
-			s.names = append(s.names, name)
-		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("plugins.%s: %w", place, err))
 			return "", nil
 		}
-		s.modules = append(s.modules, m)
-		s.places = append(s.places, place)
+		s.modules = append(s.modules, loaded{m, k, name, place})
 		return name, m
 	}
 	for i, fc := range cfg.Filters {
@@ -413,7 +415,7 @@ func Load(ctx *Context, reg *Registry, cfg config.PluginsConfig, counters *Count
 	if len(errs) > 0 {
 		s.retired.Store(true)
 		for i := len(s.modules) - 1; i >= 0; i-- {
-			cleanup(s.modules[i])
+			cleanup(s.modules[i].module)
 		}
 		return nil, errors.Join(errs...)
 	}
@@ -438,14 +440,26 @@ func (s *Set) Stats(fn func(module, place string, st Stat)) {
 	if s == nil {
 		return
 	}
-	for i, m := range s.modules {
-		r, ok := m.(StatsReporter)
+	for _, m := range s.modules {
+		r, ok := m.module.(StatsReporter)
 		if !ok {
 			continue
 		}
-		name := s.names[i]
 		for _, st := range r.Stats() {
-			fn(name, s.places[i], st)
+			fn(m.name, m.place, st)
 		}
 	}
+}
+
+// Listeners returns how many listener modules s has.
+func (s *Set) Listeners() int {
+	n := 0
+	if s != nil {
+		for _, m := range s.modules {
+			if m.kind == KindListener {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -283,9 +283,9 @@ func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage
 	e.send(&out)
 	b := bayeux.AppendMessage(make([]byte, 0, 32+len(name)+len(data)+len(ext)), &out)
 	if route != nil && len(route.Out) > 0 {
-		return e.fanoutFiltered(name, b, from, &out, route.Out)
+		return e.fanout(name, b, from, &out, route.Out)
 	}
-	return e.Fanout(name, b, from)
+	return e.fanout(name, b, from, nil, nil)
 }
 
 // Fanout queues an encoded message for every session subscribed to a
@@ -300,13 +300,9 @@ func (e *Engine) Fanout(name string, b []byte, from *Session) (int, error) {
 	return e.fanout(name, b, from, nil, nil)
 }
 
-// fanoutFiltered is Fanout with outbound filters: each subscriber's
-// delivery passes them (see filterOut), and gets b unless a filter
-// rewrote it for that subscriber.
-func (e *Engine) fanoutFiltered(name string, b []byte, from *Session, m *bayeux.Message, out plugins.Chain) (int, error) {
-	return e.fanout(name, b, from, m, out)
-}
-
+// fanout is Fanout, and with out (the channel's outbound filters) each
+// subscriber's delivery of m (encoded as b) passes them (see filterOut)
+// and gets b unless a filter rewrote it for that subscriber.
 func (e *Engine) fanout(name string, b []byte, from *Session, m *bayeux.Message, out plugins.Chain) (int, error) {
 	// Counted in flight before closing is checked, and Close sets closing
 	// before it waits for the count to reach zero: a fan-out either sees
