@@ -130,9 +130,14 @@ func sameBytes(a, b []byte) bool {
 // message was queued.
 func (e *Engine) deliver(s *Session, m *bayeux.Message) bool {
 	e.send(m)
-	if p := e.acquirePlugins(); p != nil {
-		defer p.Release()
-		if route := p.Route(m.Channel); route != nil && len(route.Out) > 0 {
+	// Looked up first without a use count: most channels have no filter.
+	if route := e.plugins.Load().Route(m.Channel); route != nil && len(route.Out) > 0 {
+		route = nil
+		if p := e.acquirePlugins(); p != nil {
+			defer p.Release()
+			route = p.Route(m.Channel) // the set that is now current
+		}
+		if route != nil && len(route.Out) > 0 {
 			pm := new(plugins.Message)
 			b, ok := e.filterOut(context.Background(), s, nil, m, route.Out, pm)
 			if !ok {

@@ -13,6 +13,7 @@ import (
 	"github.com/cometgate/cometgate/config"
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
+	"github.com/cometgate/cometgate/internal/poll"
 	"github.com/cometgate/cometgate/plugins"
 	"go.yaml.in/yaml/v3"
 )
@@ -422,13 +423,12 @@ func TestCredentialsExpiryEndsSession(t *testing.T) {
 	if s == nil {
 		t.Fatalf("handshake: %s", r[0])
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Session(s.ID()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("session outlived its credentials")
+	poll.Eventually(t, 10*time.Second, func() error {
+		if e.Session(s.ID()) != nil {
+			return errors.New("the session outlives its credentials")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if s.CloseReason() != engine.CloseServer {
 		t.Errorf("close reason %v; want server", s.CloseReason())
 	}
