@@ -54,6 +54,9 @@ type Config struct {
 	// Plugins are the filters, policies, authenticators and listeners on
 	// the message path.
 	Plugins PluginsConfig `yaml:"plugins"`
+	// Cluster shares channels and sessions with other nodes over NATS.
+	// Default broker memory (one node).
+	Cluster ClusterConfig `yaml:"cluster"`
 }
 
 // MetricsConfig configures /metrics, which the control API's listener

@@ -76,6 +76,7 @@ func (c *Config) SetDefaults() {
 	c.setBackendDefaults()
 	c.setAPIDefaults()
 	c.setTLSDefaults()
+	c.setClusterDefaults()
 }
 
 // Load reads the YAML file at path strictly (unknown keys are errors),
@@ -149,6 +150,18 @@ func Environment() []EnvVar {
 		}},
 		{"COMETGATE_API_TOKENS", "api.tokens", "comma-separated bearer tokens for the control API", func(c *Config, v string) error {
 			c.API.Tokens = splitList(v)
+			return nil
+		}},
+		{"COMETGATE_CLUSTER_BROKER", "cluster.broker", "memory, nats or embedded", func(c *Config, v string) error {
+			c.Cluster.Broker = v
+			return nil
+		}},
+		{"COMETGATE_NODE_NAME", "cluster.nodeName", "this node's name in the cluster", func(c *Config, v string) error {
+			c.Cluster.NodeName = v
+			return nil
+		}},
+		{"COMETGATE_NATS_URLS", "cluster.nats.urls", "comma-separated NATS server URLs", func(c *Config, v string) error {
+			c.Cluster.NATS.URLs = splitList(v)
 			return nil
 		}},
 		{"COMETGATE_DEMO", "demo.enabled", "true or false: serve the demo chat", func(c *Config, v string) error {
@@ -310,6 +323,7 @@ func (c *Config) Validate() error {
 	c.validateBackends(bad)
 	c.validateAPI(bad)
 	c.validateTLS(bad)
+	c.validateCluster(bad)
 	if c.Debug.Listen != "" && !loopback(c.Debug.Listen) {
 		bad("debug.listen", c.Debug.Listen, "profiles may only be served on a loopback address")
 	}

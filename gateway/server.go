@@ -20,6 +20,7 @@ import (
 	"github.com/cometgate/cometgate/gateway/acme"
 	"github.com/cometgate/cometgate/gateway/api"
 	"github.com/cometgate/cometgate/gateway/backend"
+	"github.com/cometgate/cometgate/gateway/cluster"
 	"github.com/cometgate/cometgate/gateway/demo"
 	"github.com/cometgate/cometgate/gateway/engine"
 	"github.com/cometgate/cometgate/gateway/ext"
@@ -54,6 +55,8 @@ type Server struct {
 	engineOpts []engine.Option
 
 	engine    *engine.Engine
+	node      *cluster.Node     // cluster membership; nil on a single node
+	embedded  *cluster.Embedded // the in-process NATS server, broker embedded
 	backends  *backend.Router
 	transport *transport.Handler
 	chat      *demo.Chat
@@ -114,6 +117,13 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	s.backends = router
 	eopts := []engine.Option{engine.WithLogger(s.log)}
+	if s.node, err = clusterNode(cfg, s); err != nil {
+		router.Close(context.Background())
+		return nil, err
+	}
+	if s.node != nil {
+		eopts = append(eopts, engine.WithBroker(s.node), engine.WithIDPrefix(s.node.ID()))
+	}
 	if *cfg.Extensions.Timesync {
 		eopts = append(eopts, engine.WithExtension(&ext.Timesync{}))
 	}
@@ -163,6 +173,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	if s.status != nil {
 		s.status.Bind(s.engine)
+	}
+	if s.node != nil {
+		if err := s.node.Bind(s.engine); err != nil {
+			return undo(err)
+		}
 	}
 	ws := cfg.Transports.WebSocket
 	s.transport = transport.NewHandler(s.engine, transport.Config{
@@ -414,6 +429,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start engine: %w", err)
 	}
 	undo = append(undo, func() { s.engine.Close(ctx) })
+	stopCluster, err := s.startCluster(ctx)
+	if err != nil {
+		return fmt.Errorf("start cluster node: %w", err)
+	}
+	undo = append(undo, stopCluster)
 	var tlsConfig *tls.Config
 	if s.cfg.TLSOn() {
 		src, err := newCertSource(ctx, s.cfg.TLS, s.certCheck, s.acmeTuning, s.log)
@@ -606,12 +626,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errHTTP = errors.Join(errHTTP, s.certs.Close())
 	}
 	s.shutdownStep("listeners stopped", errHTTP)
+	var errCluster error
+	if s.node != nil {
+		// After the listeners: relayed polls of this node's sessions are
+		// answered over NATS until then.
+		errCluster = s.node.Close(ctx)
+		s.stopEmbedded()
+		s.shutdownStep("left the cluster", errCluster)
+	}
 	errBackends := s.backends.Close(ctx)
 	s.shutdownStep("backends closed", errBackends)
 	errPlugins := s.closePlugins(ctx)
 	s.shutdownStep("plugins cleaned up", errPlugins)
 	s.log.Info("cometgate stopped", "took", time.Since(start))
-	return errors.Join(errEngine, errHTTP, errBackends, errPlugins)
+	return errors.Join(errEngine, errHTTP, errCluster, errBackends, errPlugins)
 }
 
 // Backends returns the backend router, for tests and embedding programs.

@@ -315,7 +315,7 @@ func (r *Router) relay(st *activeStream, u *upstream) {
 			s.Deliver(m)
 		}
 	default:
-		if _, err := r.e.Publish(name, data, u.ext); err != nil && !errors.Is(err, engine.ErrClosing) {
+		if _, err := r.e.PublishLocal(name, data, u.ext); err != nil && !errors.Is(err, engine.ErrClosing) {
 			r.log.Debug("stream message refused", "route", rt.pattern, "channel", name, "err", err)
 		}
 	}
@@ -360,7 +360,7 @@ func (r *Router) gap(st *activeStream) {
 	}
 	r.mu.Unlock()
 	for _, ch := range chans {
-		r.e.Publish(ch, json.RawMessage("null"), gapExt)
+		r.e.PublishLocal(ch, json.RawMessage("null"), gapExt)
 	}
 }
 

@@ -36,10 +36,11 @@ type channels struct {
 	mu     sync.RWMutex // guards every field and every channel's subs
 	root   node
 	byName map[string]*channel
+	broker Broker // told of first and last subscribers, under mu; may be nil
 }
 
-func newChannels() *channels {
-	c := &channels{byName: make(map[string]*channel)}
+func newChannels(b Broker) *channels {
+	c := &channels{byName: make(map[string]*channel), broker: b}
 	for _, m := range []string{bayeux.MetaHandshake, bayeux.MetaConnect, bayeux.MetaDisconnect, bayeux.MetaSubscribe, bayeux.MetaUnsubscribe} {
 		c.byName[m] = &channel{name: m, persistent: true}
 	}
@@ -114,6 +115,9 @@ func (c *channels) subscribe(name string, s *Session) (bool, int) {
 	}
 	_, was := ch.subs[s]
 	ch.subs[s] = struct{}{}
+	if !was && len(ch.subs) == 1 && c.broker != nil {
+		c.broker.Interest(name, true)
+	}
 	return !was, len(ch.subs)
 }
 
@@ -128,6 +132,9 @@ func (c *channels) unsubscribe(name string, s *Session) (bool, int) {
 	}
 	_, was := ch.subs[s]
 	delete(ch.subs, s)
+	if was && len(ch.subs) == 0 && c.broker != nil {
+		c.broker.Interest(name, false)
+	}
 	return was, len(ch.subs)
 }
 
@@ -165,8 +172,11 @@ func (c *channels) list() []ChannelInfo {
 }
 
 // match appends to dst every session subscribed to a pattern or name that
-// matches channel name (not a pattern), each session once.
-func (c *channels) match(name string, dst []*Session) []*Session {
+// matches channel name (not a pattern), each session once. With via not
+// "", only the sessions for which via is the first of their matching
+// subscriptions, in the order of the walk (/** from the root down, then
+// /*, then the name): see Engine.Receive.
+func (c *channels) match(name, via string, dst []*Session) []*Session {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var sets [8]*channel
@@ -185,13 +195,18 @@ func (c *channels) match(name string, dst []*Session) []*Session {
 			add(n.star)
 			n = n.children[parts]
 			if n != nil && n.exact != nil {
-				n.exact.published.Add(1) // one add per fan-out, for listings
+				if via == "" || via == name {
+					n.exact.published.Add(1) // one add per fan-out, for listings
+				}
 				add(n.exact)
 			}
 			break
 		}
 		n = n.children[parts[:i]]
 		parts = parts[i+1:]
+	}
+	if via != "" {
+		return matchVia(found, via, dst)
 	}
 	switch len(found) {
 	case 0:
@@ -210,6 +225,31 @@ func (c *channels) match(name string, dst []*Session) []*Session {
 				dst = append(dst, s)
 			}
 		}
+	}
+	return dst
+}
+
+// matchVia appends the subscribers of the channel named via among found
+// that are subscribed to none of the channels before it.
+func matchVia(found []*channel, via string, dst []*Session) []*Session {
+	k := -1
+	for i, ch := range found {
+		if ch.name == via {
+			k = i
+			break
+		}
+	}
+	if k < 0 {
+		return dst
+	}
+next:
+	for s := range found[k].subs {
+		for _, ch := range found[:k] {
+			if _, dup := ch.subs[s]; dup {
+				continue next
+			}
+		}
+		dst = append(dst, s)
 	}
 	return dst
 }

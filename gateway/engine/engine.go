@@ -145,6 +145,8 @@ type Engine struct {
 
 	channels *channels
 	plugins  atomic.Pointer[plugins.Set] // nil when none; see SetPlugins
+	broker   Broker                      // nil on a single node; see WithBroker
+	idPrefix string                      // WithIDPrefix
 
 	listenersMu sync.RWMutex // guards the listener slices
 	publishers  []publishHandler
@@ -195,6 +197,12 @@ type Stats struct {
 	// CredentialsExpired counts sessions ended because the credentials
 	// they handshook with expired.
 	CredentialsExpired atomic.Int64
+	// Received counts broadcasts received from other nodes (Receive);
+	// Forwarded, those handed to the broker; ForwardFailed, those the
+	// broker could not take (their local fan-out happened).
+	Received      atomic.Int64
+	Forwarded     atomic.Int64
+	ForwardFailed atomic.Int64
 }
 
 // New returns an Engine with cfg and opts applied. It starts nothing.
@@ -205,13 +213,13 @@ func New(cfg Config, opts ...Option) *Engine {
 		log:      slog.Default(),
 		sessions: make(map[string]*Session),
 		users:    make(map[string]map[*Session]struct{}),
-		channels: newChannels(),
 		done:     make(chan struct{}),
 	}
 	e.limits.Store(new(cfg.limits()))
 	for _, o := range opts {
 		o.apply(e)
 	}
+	e.channels = newChannels(e.broker)
 	// The built-in rules, then the plugins' (authenticators first), then
 	// those of WithPolicy (the backends' hooks).
 	e.policy = append(Policies{DefaultPolicy{}, pluginPolicy{e}}, e.policies...)

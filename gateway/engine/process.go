@@ -368,6 +368,7 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 		return
 	}
 	var fresh []string // subscribed by this message, to undo on a limit
+	first := false     // a channel got its first local subscriber
 	for _, name := range names {
 		if !e.channels.exists(name) {
 			if err := e.policy.CanCreate(ctx, s, name, m); err != nil {
@@ -397,13 +398,21 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 			fresh = append(fresh, name)
 		}
 		added, n := e.channels.subscribe(name, s)
+		if added {
+			e.notifySubscribed(s, name, n)
+			first = first || n == 1
+		}
 		if s.Closed() { // removed meanwhile: do not leave it behind
-			e.channels.unsubscribe(name, s)
+			e.unsubscribe(s, name)
 			r.Fail(errSubscribeFailed)
 			return
 		}
-		if added {
-			e.notifySubscribed(s, name, n)
+	}
+	if first && e.broker != nil {
+		// The other nodes send this channel's messages here once the
+		// broker's subscription is in effect: reply after that.
+		if err := e.broker.Sync(ctx); err != nil {
+			e.log.Warn("subscription not yet in effect on the broker", "session", s.id, "err", err)
 		}
 	}
 }

@@ -248,7 +248,7 @@ func (e *Engine) inbound(ctx context.Context, src plugins.Source, s *Session, na
 	if kind == bayeux.KindService {
 		return 0, nil
 	}
-	n, err := e.broadcast(s, name, m.Data, m.Ext, route)
+	n, err := e.broadcast(s, name, m.Data, m.Ext, route, "", e.forwards(ctx, src))
 	if err != nil {
 		return 0, errShuttingDown // not acknowledged: the client may publish again elsewhere
 	}
@@ -278,14 +278,28 @@ var sessionSlices = sync.Pool{New: func() any { s := make([]*Session, 0, 64); re
 // broadcast encodes {channel, data, ext} once (never the publisher's id or
 // clientId) and queues the same bytes for every matching subscriber,
 // through each one's outbound point when the channel has outbound filters.
-func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage, route *plugins.Route) (int, error) {
+// With fwd, the message is first handed to the broker for the other nodes
+// (as it was before this node's Senders ran: each node runs its own); via
+// is Receive's (see channels.match).
+func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage, route *plugins.Route, via string, fwd bool) (int, error) {
+	if fwd && !e.closing.Load() {
+		if err := e.broker.Publish(name, data, ext); err != nil {
+			e.stats.ForwardFailed.Add(1)
+			e.log.Debug("broadcast not forwarded to the other nodes", "channel", name, "err", err)
+		} else {
+			e.stats.Forwarded.Add(1)
+		}
+	}
+	if via != "" {
+		e.stats.Received.Add(1)
+	}
 	out := bayeux.Message{Channel: name, Data: data, Ext: ext}
 	e.send(&out)
 	b := bayeux.AppendMessage(make([]byte, 0, 32+len(name)+len(data)+len(ext)), &out)
 	if route != nil && len(route.Out) > 0 {
-		return e.fanout(name, b, from, &out, route.Out)
+		return e.fanout(name, via, b, from, &out, route.Out)
 	}
-	return e.fanout(name, b, from, nil, nil)
+	return e.fanout(name, via, b, from, nil, nil)
 }
 
 // Fanout queues an encoded message for every session subscribed to a
@@ -297,13 +311,13 @@ func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage
 // Fanout bypasses the channel's outbound filters: it is for bytes that
 // have passed them (or a channel that has none).
 func (e *Engine) Fanout(name string, b []byte, from *Session) (int, error) {
-	return e.fanout(name, b, from, nil, nil)
+	return e.fanout(name, "", b, from, nil, nil)
 }
 
 // fanout is Fanout, and with out (the channel's outbound filters) each
 // subscriber's delivery of m (encoded as b) passes them (see filterOut)
 // and gets b unless a filter rewrote it for that subscriber.
-func (e *Engine) fanout(name string, b []byte, from *Session, m *bayeux.Message, out plugins.Chain) (int, error) {
+func (e *Engine) fanout(name, via string, b []byte, from *Session, m *bayeux.Message, out plugins.Chain) (int, error) {
 	// Counted in flight before closing is checked, and Close sets closing
 	// before it waits for the count to reach zero: a fan-out either sees
 	// closing or is waited for. (A counter, not a lock: a fan-out may
@@ -315,7 +329,7 @@ func (e *Engine) fanout(name string, b []byte, from *Session, m *bayeux.Message,
 	}
 	e.stats.Published.Add(1)
 	p := sessionSlices.Get().(*[]*Session)
-	subs := e.channels.match(name, (*p)[:0])
+	subs := e.channels.match(name, via, (*p)[:0])
 	n := 0
 	if out == nil {
 		for _, s := range subs {

@@ -146,7 +146,7 @@ type Session struct {
 func newSession(e *Engine, c *Client) *Session {
 	now := time.Now()
 	return &Session{
-		id:          newID(20),
+		id:          e.idPrefix + newID(20),
 		e:           e,
 		created:     now,
 		browser:     c.Browser,
