@@ -246,8 +246,25 @@ func TestInvalidUTF8FromBackend(t *testing.T) {
 		t.Errorf("next call's answer: %+v", answer)
 	}
 
-	c.subscribe(t, "/feed/a")
-	ev := readValidUntil(t, c.ws, func(m frameMsg) bool { return m.Channel == "/feed/a" })
+	// The stream opens on the subscription, so its first message may come
+	// in the same frame as the subscribe reply: read until both are seen.
+	frame := `[{"id":"s","channel":"/meta/subscribe","clientId":"` + c.id + `","subscription":"/feed/a"}]`
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+	var ev, reply frameMsg
+	readValidUntil(t, c.ws, func(m frameMsg) bool {
+		switch {
+		case m.Channel == "/meta/subscribe" && m.ID == "s":
+			reply = m
+		case m.Channel == "/feed/a" && ev.Channel == "":
+			ev = m
+		}
+		return reply.Channel != "" && ev.Channel != ""
+	})
+	if reply.Successful == nil || !*reply.Successful {
+		t.Fatalf("subscribe: %+v", reply)
+	}
 	if string(ev.Data) != `{"n":2}` {
 		t.Errorf("first stream event has data %s; want {\"n\":2}, the first valid message", ev.Data)
 	}
