@@ -6,6 +6,7 @@ import (
 
 	"github.com/cometgate/cometgate/config"
 	"github.com/cometgate/cometgate/gateway/cluster"
+	"github.com/cometgate/cometgate/gateway/metrics"
 	"github.com/nats-io/nats.go"
 )
 
@@ -94,3 +95,21 @@ func (s *Server) stopEmbedded() {
 
 // Node returns the server's cluster node, or nil on a single node.
 func (s *Server) Node() *cluster.Node { return s.node }
+
+// clusterFigures reads the node's counters for /metrics.
+func (s *Server) clusterFigures() metrics.ClusterFigures {
+	n := s.node
+	st := n.Stats()
+	return metrics.ClusterFigures{
+		Connected:         n.Connected(),
+		Sent:              st.Published.Load(),
+		Received:          st.Received.Load(),
+		SendFailed:        st.PublishFailed.Load(),
+		Invalid:           st.Invalid.Load(),
+		SlowConsumerDrops: n.SlowConsumerDrops(),
+		Subscriptions:     st.Subscriptions.Load(),
+		Disconnects:       st.Disconnects.Load(),
+		Reconnects:        st.Reconnects.Load(),
+		Nodes:             1,
+	}
+}

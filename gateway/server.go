@@ -358,6 +358,9 @@ func (s *Server) guardedMetrics(svc *api.Service) http.Handler {
 // metricSources lists the components /metrics reads at scrape time.
 func (s *Server) metricSources() metrics.Sources {
 	src := metrics.Sources{Engine: s.engine, Transport: s.transport, Backends: s.backends, RefusedConnections: s.RefusedConnections, Plugins: s.pluginCounters}
+	if s.node != nil {
+		src.Cluster = s.clusterFigures
+	}
 	if s.cfg.TLSOn() {
 		src.CertificateExpiry = s.CertificateExpiry
 		src.CertificateLoadFailures = s.certificateLoadFailures

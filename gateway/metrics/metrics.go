@@ -109,6 +109,30 @@ type Sources struct {
 	// the ACME CA, and the on-demand handshakes refused for names outside
 	// the allowlist (tls.mode auto).
 	TLSCertificates func() (obtained, renewed, onDemandRefused int64)
+	// Cluster reads the cluster node's figures; nil on a single node.
+	Cluster func() ClusterFigures
+}
+
+// ClusterFigures are a cluster node's counters and gauges.
+type ClusterFigures struct {
+	Connected bool // connected to NATS now
+	// Sent and Received count broadcasts to and from the other nodes;
+	// SendFailed, those NATS would not take; Invalid, those received that
+	// were malformed and dropped.
+	Sent, Received, SendFailed, Invalid int64
+	// SlowConsumerDrops counts broadcasts the NATS client dropped because
+	// a subscription's pending limits were full.
+	SlowConsumerDrops int64
+	Subscriptions     int64 // NATS broadcast subscriptions held now
+	Disconnects       int64
+	Reconnects        int64
+	// RelayedOut counts polls relayed to their owner node; RelayedIn,
+	// those served for other nodes; RelayFailed, relays that failed, by
+	// reason (gone, timeout, refused, error).
+	RelayedOut, RelayedIn int64
+	RelayFailed           map[string]int64
+	// Nodes is the number of nodes this node sees live, itself included.
+	Nodes int64
 }
 
 // Register adds the collectors that read src's counters when scraped,
@@ -171,6 +195,15 @@ var (
 	descACME              = desc("tls_acme_certificates_total", "Certificates from the ACME CA, by event: obtained, renewed.", "event")
 	descOnDemandRefused   = desc("tls_on_demand_refused_total", "TLS handshakes for names outside the on-demand allowlist: no certificate, no ACME order.")
 	descCertFailures      = desc("tls_certificate_load_failures_total", "Certificates that could not be loaded or obtained; the one served before is kept.")
+	descClusterUp         = desc("cluster_connected", "1 while the node is connected to NATS, 0 while it serves only its local clients and reconnects.")
+	descClusterBroadcasts = desc("cluster_broadcasts_total", "Broadcasts exchanged with the other nodes over NATS, by direction (sent, received).", "direction")
+	descClusterFailures   = desc("cluster_broadcast_failures_total", "Broadcasts not exchanged, by reason: send (NATS would not take it: disconnected with a full reconnect buffer; its local fan-out happened), invalid (received malformed, dropped).", "reason")
+	descClusterSlow       = desc("cluster_slow_consumer_drops_total", "Broadcasts the NATS client dropped because a subscription's pending limits (cluster.maxPendingMessages/Bytes) were full.")
+	descClusterSubs       = desc("cluster_subscriptions", "NATS broadcast subscriptions held: one per channel or pattern with local subscribers.")
+	descClusterConnEvents = desc("cluster_connection_events_total", "NATS connection events, by event (disconnected, reconnected).", "event")
+	descClusterRelayed    = desc("cluster_relayed_total", "Polling requests relayed between nodes, by direction (out: to the session's owner node; in: served for another node).", "direction")
+	descClusterRelayFail  = desc("cluster_relay_failures_total", "Relayed polling requests that failed, by reason.", "reason")
+	descClusterNodes      = desc("cluster_nodes", "Nodes this node sees live in the cluster, itself included.")
 )
 
 // Describe sends nothing: the collector is unchecked, since which series
@@ -291,6 +324,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descACME, obtained, "obtained")
 		counter(descACME, renewed, "renewed")
 		counter(descOnDemandRefused, refused)
+	}
+	if f := src.Cluster; f != nil {
+		k := f()
+		up := int64(0)
+		if k.Connected {
+			up = 1
+		}
+		gauge(descClusterUp, up)
+		counter(descClusterBroadcasts, k.Sent, "sent")
+		counter(descClusterBroadcasts, k.Received, "received")
+		counter(descClusterFailures, k.SendFailed, "send")
+		counter(descClusterFailures, k.Invalid, "invalid")
+		counter(descClusterSlow, k.SlowConsumerDrops)
+		gauge(descClusterSubs, k.Subscriptions)
+		counter(descClusterConnEvents, k.Disconnects, "disconnected")
+		counter(descClusterConnEvents, k.Reconnects, "reconnected")
+		counter(descClusterRelayed, k.RelayedOut, "out")
+		counter(descClusterRelayed, k.RelayedIn, "in")
+		for reason, v := range k.RelayFailed {
+			counter(descClusterRelayFail, v, reason)
+		}
+		gauge(descClusterNodes, k.Nodes)
 	}
 }
 
