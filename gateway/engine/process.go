@@ -412,7 +412,9 @@ func (e *Engine) subscribe(ctx context.Context, x *Exchange) {
 		// The other nodes send this channel's messages here once the
 		// broker's subscription is in effect: reply after that.
 		if err := e.broker.Sync(ctx); err != nil {
-			e.log.Warn("subscription not yet in effect on the broker", "session", s.id, "err", err)
+			// Usually the broker is reconnecting: the subscription takes
+			// effect when it is back, and the broker counts the outage.
+			e.log.Debug("subscription not yet in effect on the broker", "session", s.id, "err", err)
 		}
 	}
 }
