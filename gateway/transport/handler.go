@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
@@ -34,6 +35,10 @@ type Handler struct {
 	// workers read and process frames (readable, readLoop).
 	workers *workers.Pool
 	stats   handlerStats
+	// relay carries other nodes' sessions' polls to them (SetRelay); nil
+	// on a single node. maxHold bounds a relayed connect's hold.
+	relay   Relay
+	maxHold time.Duration
 }
 
 var _ http.Handler = (*Handler)(nil)
