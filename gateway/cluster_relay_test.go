@@ -422,3 +422,38 @@ func BenchmarkClusterRelayPublish(b *testing.B) {
 		})
 	}
 }
+
+// TestClusterRelayRelayingNodeShutdown: a node that shuts down while it
+// relays a connect held on another node gets it answered at once by the
+// owner (not after the hold), and the session lives on.
+func TestClusterRelayRelayingNodeShutdown(t *testing.T) {
+	nodes := relayCluster(t, func(i int, c *config.Config) { c.Bayeux.Timeout = config.Duration(time.Minute) })
+	ctx := gt.Context(t)
+	rr := newRoundRobin(nodes, false)
+	rr.handshake(t, 0)
+	owner := rr.owner(t)
+	if reply, _, err := rr.call(ctx, rr.to(0), "/meta/connect", gt.Message{"connectionType": "long-polling"}); err != nil || !reply.Successful() {
+		t.Fatalf("first connect: %v %v", reply, err)
+	}
+	rr.turn.Store(1)
+	done := rr.startConnect(ctx) // through node1, held on node0
+	s := owner.Engine().Session(rr.clientID)
+	gt.Eventually(t, 10*time.Second, func() error {
+		if !s.Held() {
+			return errors.New("connect not held on the owner")
+		}
+		return nil
+	})
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := nodes[1].Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown of the relaying node: %v", err)
+	}
+	res := <-done
+	if res.err != nil || !res.reply.Successful() {
+		t.Fatalf("held connect through the node that shut down: %v %v", res.reply, res.err)
+	}
+	if s.Held() || s.Closed() {
+		t.Fatalf("owner's session held=%v closed=%v; want open and not held", s.Held(), s.Closed())
+	}
+}

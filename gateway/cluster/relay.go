@@ -22,8 +22,10 @@ import (
 // P.n.<owner id>.poll (request/reply) and the owner's answer is written to
 // the client by the node it landed on. A held /meta/connect is held on the
 // owner; when its client goes away the relaying node publishes the
-// request's id on P.n.<owner id>.pollcancel, which ends the hold as if the
-// client had gone from the owner itself.
+// request's id on P.n.<owner id>.pollcancel ("c" then the id), which ends
+// the hold as if the client had gone from the owner itself; when the
+// relaying node shuts down it publishes "w" then the id, and the owner
+// answers the connect at once, as if its hold had passed.
 //
 // Wire format, both ways: the payload, a newline, then a JSON object of
 // the other fields (encoding/json never writes a raw newline, and the
@@ -59,6 +61,12 @@ type RelayStats struct {
 	Invalid atomic.Int64
 }
 
+// relayHold ends a relayed connect held on this node: cancel when its
+// client went away, wake to answer it now.
+type relayHold struct {
+	cancel, wake context.CancelFunc
+}
+
 // relayState is a node's side of relayed polls.
 type relayState struct {
 	polls PollServer    // serves relayed requests; nil: none are served
@@ -66,7 +74,7 @@ type relayState struct {
 	subs  []*nats.Subscription
 	wg    sync.WaitGroup // relayed requests being served
 	mu    sync.Mutex     // guards held, closed
-	held  map[string]context.CancelFunc
+	held  map[string]relayHold
 	// closed is set once the node stops serving relayed requests.
 	closed bool
 	stats  RelayStats
@@ -98,7 +106,7 @@ func (n *Node) serveRelay() error {
 		return nil
 	}
 	r.sem = make(chan struct{}, n.cfg.MaxRelayed)
-	r.held = make(map[string]context.CancelFunc)
+	r.held = make(map[string]relayHold)
 	for kind, cb := range map[string]nats.MsgHandler{"poll": n.relayed, "pollcancel": n.relayCancel} {
 		sub, err := n.nc.Subscribe(n.subject("n", n.id, kind), cb)
 		if err != nil {
@@ -197,6 +205,10 @@ func (n *Node) Forward(ctx context.Context, req *transport.RelayRequest) (*trans
 	data = append(append(append(data, req.Messages...), '\n'), meta...)
 	rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout+req.MaxHold)
 	defer cancel()
+	if w.ID != "" && req.Wake != nil {
+		stop := context.AfterFunc(req.Wake, func() { n.endHold(owner, 'w', w.ID) })
+		defer stop()
+	}
 	r.stats.Out.Add(1)
 	msg, err := n.nc.RequestWithContext(rctx, n.subject("n", owner, "poll"), data)
 	switch {
@@ -207,13 +219,13 @@ func (n *Node) Forward(ctx context.Context, req *transport.RelayRequest) (*trans
 	case ctx.Err() != nil:
 		// The client went away: end the hold on the owner.
 		if w.ID != "" {
-			n.nc.Publish(n.subject("n", owner, "pollcancel"), []byte(w.ID))
+			n.endHold(owner, 'c', w.ID)
 		}
 		return nil, ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		r.stats.Timeouts.Add(1)
 		if w.ID != "" {
-			n.nc.Publish(n.subject("n", owner, "pollcancel"), []byte(w.ID))
+			n.endHold(owner, 'c', w.ID)
 		}
 		return nil, fmt.Errorf("cluster: relay to node %s: %w (%w)", owner, transport.ErrOwnerUnreachable, err)
 	default:
@@ -231,6 +243,14 @@ func (n *Node) Forward(ctx context.Context, req *transport.RelayRequest) (*trans
 		return nil, fmt.Errorf("cluster: relay to node %s: leaving the cluster: %w", owner, transport.ErrOwnerUnreachable)
 	}
 	return &transport.RelayResponse{Status: rw.Status, Body: body, Browser: rw.Browser, Held: rw.Held}, nil
+}
+
+// endHold asks owner to end the held connect of relayed request id: 'c'
+// (its client went away) or 'w' (answer it now).
+func (n *Node) endHold(owner string, how byte, id string) {
+	if err := n.nc.Publish(n.subject("n", owner, "pollcancel"), append([]byte{how}, id...)); err != nil {
+		n.log.Debug("cannot end a relayed held connect", "node", owner, "err", err)
+	}
 }
 
 // split cuts a relay payload at its last newline.
@@ -291,8 +311,11 @@ func (n *Node) serveRelayed(m *nats.Msg) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if id != "" {
+		wake, woken := context.WithCancel(context.Background())
+		defer woken()
+		req.Wake = wake
 		r.mu.Lock()
-		r.held[id] = cancel
+		r.held[id] = relayHold{cancel: cancel, wake: woken}
 		r.mu.Unlock()
 		defer func() {
 			r.mu.Lock()
@@ -304,15 +327,22 @@ func (n *Node) serveRelayed(m *nats.Msg) {
 	n.respond(m, resp)
 }
 
-// relayCancel ends the held connect whose relaying node's client went
-// away.
+// relayCancel ends a relayed held connect: its relaying node's client
+// went away ("c" and its id), or the relaying node shuts down ("w").
 func (n *Node) relayCancel(m *nats.Msg) {
+	if len(m.Data) < 2 {
+		return
+	}
 	r := &n.relay
 	r.mu.Lock()
-	cancel := r.held[string(m.Data)]
+	h, ok := r.held[string(m.Data[1:])]
 	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	switch {
+	case !ok:
+	case m.Data[0] == 'c':
+		h.cancel()
+	case m.Data[0] == 'w':
+		h.wake()
 	}
 }
 

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -39,6 +40,9 @@ type Handler struct {
 	// on a single node. maxHold bounds a relayed connect's hold.
 	relay   Relay
 	maxHold time.Duration
+	// closing ends relayed held connects (Shutdown calls close).
+	closing context.Context
+	close   context.CancelFunc
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -138,8 +142,14 @@ func isTooLarge(err error) bool {
 
 // Shutdown writes what is due on every websocket connection (after
 // engine.Close, that is each held connect's reply with its re-handshake
-// advice) and closes it with 1001 (going away). Call it after engine.Close.
+// advice) and closes it with 1001 (going away), and asks the owners of
+// the connects it relayed and that are held to answer them now. Call it
+// after engine.Close.
 func (h *Handler) Shutdown() {
+	if h.close != nil {
+		// Relayed held connects are answered by their owners at once.
+		h.close()
+	}
 	for _, c := range h.conns.snapshot() {
 		c.flush()
 		c.closeWith(websocket.CloseGoingAway, "server shutdown")

@@ -238,6 +238,9 @@ type pollRequest struct {
 	// maxHold, if > 0, bounds a held connect (a relayed one must end
 	// before the relaying node's request times out).
 	maxHold time.Duration
+	// wake, if not nil, ends a held connect when closed, as its timeout
+	// would (the relaying node is shutting down).
+	wake <-chan struct{}
 }
 
 // pollResult is what poll answers; the JSON array itself is appended to
@@ -279,7 +282,7 @@ func (h *Handler) poll(ctx context.Context, p *pollRequest, dst []byte) ([]byte,
 			xs[0].Hold = p.maxHold
 		}
 		var st int
-		if events, res.due, st = h.holdConnect(ctx, p.http2, c, xs[0]); st != http.StatusOK {
+		if events, res.due, st = h.holdConnect(ctx, p.wake, p.http2, c, xs[0]); st != http.StatusOK {
 			res.status = st
 			return dst, res
 		}
@@ -314,11 +317,12 @@ func (h *Handler) poll(ctx context.Context, p *pollRequest, dst []byte) ([]byte,
 }
 
 // holdConnect holds a long poll until a message is queued, the timeout
-// passes, the session ends or ctx ends (the client went away); it returns
+// passes (or wake is closed), the session ends or ctx ends (the client
+// went away); it returns
 // the events to send with the reply and, if a queued message ended the
 // hold, when. Its status is 200, 0 when nothing is to be written (the
 // client left), or DuplicateConnectStatus (superseded).
-func (h *Handler) holdConnect(ctx context.Context, http2 bool, c *engine.Client, x *engine.Exchange) ([][]byte, time.Time, int) {
+func (h *Handler) holdConnect(ctx context.Context, wake <-chan struct{}, http2 bool, c *engine.Client, x *engine.Exchange) ([][]byte, time.Time, int) {
 	s := x.Session
 	held := &h.browsers
 	if http2 {
@@ -343,6 +347,7 @@ func (h *Handler) holdConnect(ctx context.Context, http2 bool, c *engine.Client,
 	select {
 	case <-hold.Wake():
 	case <-timer.C:
+	case <-wake:
 	case <-ctx.Done():
 		gone = true
 	}

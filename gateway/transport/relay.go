@@ -58,6 +58,11 @@ type RelayRequest struct {
 	// relaying node waits that long plus its request timeout. It is set
 	// for a batch made of one /meta/connect only.
 	MaxHold time.Duration
+	// Wake, if not nil, ends a held connect early when it is done: the
+	// owner answers it at once, as if its hold had passed. The relaying
+	// node sets it to end its relayed held connects when it shuts down;
+	// the owner's Relay sets it to tell ServeRelayed. It does not travel.
+	Wake context.Context
 }
 
 // RelayResponse is the owner's answer to a RelayRequest.
@@ -79,6 +84,7 @@ type RelayResponse struct {
 func (h *Handler) SetRelay(r Relay) {
 	h.relay = r
 	h.maxHold = h.e.Config().Timeout
+	h.closing, h.close = context.WithCancel(context.Background())
 }
 
 // forward relays a polling request to its session's owner and appends the
@@ -98,6 +104,7 @@ func (h *Handler) forward(r *http.Request, transport string, msgs []bayeux.Messa
 	}
 	if len(msgs) == 1 && msgs[0].Channel == bayeux.MetaConnect {
 		req.MaxHold = h.maxHold
+		req.Wake = h.closing
 	}
 	resp, err := h.relay.Forward(r.Context(), req)
 	switch {
@@ -186,7 +193,11 @@ func (h *Handler) ServeRelayed(ctx context.Context, req *RelayRequest, dst []byt
 		RemoteAddr:   req.RemoteAddr,
 		Header:       req.Header,
 	}
-	out, res := h.poll(ctx, &pollRequest{msgs: msgs, client: c, http2: req.HTTP2, maxHold: req.MaxHold}, dst)
+	p := &pollRequest{msgs: msgs, client: c, http2: req.HTTP2, maxHold: req.MaxHold}
+	if req.Wake != nil {
+		p.wake = req.Wake.Done()
+	}
+	out, res := h.poll(ctx, p, dst)
 	if res.held && !res.due.IsZero() && h.cfg.AnswerLatency != nil {
 		h.cfg.AnswerLatency(time.Since(res.due))
 	}
