@@ -457,3 +457,35 @@ func TestClusterRelayRelayingNodeShutdown(t *testing.T) {
 		t.Fatalf("owner's session held=%v closed=%v; want open and not held", s.Held(), s.Closed())
 	}
 }
+
+// TestClusterRelayNATSDown: with NATS unreachable, a request through a
+// node other than the owner is answered there (402, handshake again) and
+// counted; the client's new session then lives on that node.
+func TestClusterRelayNATSDown(t *testing.T) {
+	nats := gt.StartNATS(t)
+	nodes := gt.NewCluster(t, nats, 2, func(i int, c *config.Config) { *c.Demo.Enabled = false })
+	ctx := gt.Context(t)
+	rr := newRoundRobin(nodes, false)
+	rr.handshake(t, 0)
+	nats.Stop()
+	gt.Eventually(t, 10*time.Second, func() error {
+		if nodes[1].Node().Connected() {
+			return errors.New("node1 still connected to NATS")
+		}
+		return nil
+	})
+	reply, _, err := rr.call(ctx, rr.to(1), "/meta/connect", gt.Message{"connectionType": "long-polling"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Successful() || reply.Str("error")[:3] != "402" || reply.Obj("advice").Str("reconnect") != "handshake" {
+		t.Fatalf("connect through another node with NATS down = %v; want 402 with reconnect handshake", reply)
+	}
+	if n := nodes[1].Node().RelayStats().Unreachable.Load(); n != 1 {
+		t.Fatalf("node1 unreachable = %d; want 1", n)
+	}
+	rr.handshake(t, 1)
+	if o := rr.owner(t); o != nodes[1] {
+		t.Fatalf("new session owned by %s; want node1", o.Node().Name())
+	}
+}

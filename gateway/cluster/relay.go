@@ -90,6 +90,7 @@ const statusLeaving = http.StatusGone
 const (
 	maxRelayHeaders  = 64
 	maxRelayFieldLen = 1024
+	maxRelayHold     = 24 * 3600 * 1000 // milliseconds
 )
 
 // ServePolls makes the node serve the polling requests other nodes relay
@@ -366,7 +367,7 @@ func decodeRelayRequest(data []byte) (*transport.RelayRequest, string, error) {
 	if err := json.Unmarshal(meta, &w); err != nil {
 		return nil, "", err
 	}
-	if len(w.ID) > 64 || len(w.Browser) > maxRelayFieldLen || len(w.RemoteAddr) > maxRelayFieldLen || len(w.Header) > maxRelayHeaders || w.MaxHold < 0 {
+	if len(w.ID) > 64 || len(w.Browser) > maxRelayFieldLen || len(w.RemoteAddr) > maxRelayFieldLen || len(w.Header) > maxRelayHeaders || w.MaxHold < 0 || w.MaxHold > maxRelayHold {
 		return nil, "", errors.New("field out of bounds")
 	}
 	return &transport.RelayRequest{
