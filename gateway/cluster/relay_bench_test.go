@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"github.com/cometgate/cometgate/gateway/cluster"
@@ -22,9 +23,10 @@ func (echoPolls) ServeRelayed(_ context.Context, req *transport.RelayRequest, ds
 func BenchmarkRelayForward(b *testing.B) {
 	nats := gt.StartNATS(b)
 	ctx := context.Background()
-	owner := cluster.New(cluster.Config{Name: "owner", URLs: []string{nats.URL}})
+	quiet := slog.New(slog.DiscardHandler)
+	owner := cluster.New(cluster.Config{Name: "owner", URLs: []string{nats.URL}, Logger: quiet})
 	owner.ServePolls(echoPolls{})
-	relay := cluster.New(cluster.Config{Name: "relay", URLs: []string{nats.URL}})
+	relay := cluster.New(cluster.Config{Name: "relay", URLs: []string{nats.URL}, Logger: quiet})
 	for _, n := range []*cluster.Node{owner, relay} {
 		if err := n.Start(ctx); err != nil {
 			b.Fatal(err)
