@@ -104,7 +104,7 @@ func (b batchSource) array() []byte {
 	out := []byte{'['}
 	for _, v := range b.vals {
 		part := bytes.TrimSpace([]byte(v))
-		if len(part) > 0 && part[0] == '[' {
+		if len(part) >= 2 && part[0] == '[' && part[len(part)-1] == ']' {
 			part = bytes.TrimSpace(part[1 : len(part)-1])
 		}
 		if len(part) == 0 {

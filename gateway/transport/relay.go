@@ -105,6 +105,11 @@ func (h *Handler) forward(r *http.Request, transport string, msgs []bayeux.Messa
 	if len(msgs) == 1 && msgs[0].Channel == bayeux.MetaConnect {
 		req.MaxHold = h.maxHold
 		req.Wake = h.closing
+		if h.closing.Err() != nil {
+			// Shutting down: the owner may get the request after the
+			// wake-up, so it must not hold it at all.
+			req.MaxHold = time.Millisecond
+		}
 	}
 	resp, err := h.relay.Forward(r.Context(), req)
 	switch {

@@ -28,3 +28,22 @@ func TestValidRelayResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchSourceArray: the messages of several message= values are
+// relayed as one array that decodes to the same messages.
+func TestBatchSourceArray(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  batchSource
+		want string
+	}{
+		{"body", batchSource{body: []byte(`{"channel":"/a"}`)}, `{"channel":"/a"}`},
+		{"one value", batchSource{vals: []string{`[{"channel":"/a"}]`}}, `[{"channel":"/a"}]`},
+		{"values", batchSource{vals: []string{` [{"channel":"/a"},{"channel":"/b"}] `, `{"channel":"/c"}`, `[ ]`, `[{"channel":"/d"}]`}},
+			`[{"channel":"/a"},{"channel":"/b"},{"channel":"/c"},{"channel":"/d"}]`},
+	} {
+		if got := string(tc.src.array()); got != tc.want {
+			t.Errorf("%s: array() = %s; want %s", tc.name, got, tc.want)
+		}
+	}
+}
