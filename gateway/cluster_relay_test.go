@@ -489,3 +489,41 @@ func TestClusterRelayNATSDown(t *testing.T) {
 		t.Fatalf("new session owned by %s; want node1", o.Node().Name())
 	}
 }
+
+// TestClusterRelayMultipleClients: two tabs of one browser (one cookie
+// jar) with sessions on the same owner, their connects sent through two
+// other nodes: the second gets the multiple-clients advice, enforced on
+// the owner as on one node.
+func TestClusterRelayMultipleClients(t *testing.T) {
+	nodes := relayCluster(t, nil)
+	ctx := gt.Context(t)
+	tabA := newRoundRobin(nodes, false)
+	tabA.handshake(t, 0)
+	tabB := &roundRobin{nodes: nodes, http: tabA.http} // same browser
+	tabB.handshake(t, 0)
+	for _, tab := range []*roundRobin{tabA, tabB} {
+		if reply, _, err := tab.call(ctx, tab.to(0), "/meta/connect", gt.Message{"connectionType": "long-polling"}); err != nil || !reply.Successful() {
+			t.Fatalf("first connect: %v %v", reply, err)
+		}
+	}
+	tabA.turn.Store(1)
+	done := tabA.startConnect(ctx) // through node1, held on node0
+	gt.Eventually(t, 10*time.Second, func() error {
+		if !tabA.owner(t).Engine().Session(tabA.clientID).Held() {
+			return errors.New("tab A's connect not held on the owner")
+		}
+		return nil
+	})
+	reply, _, err := tabB.call(ctx, tabB.to(2), "/meta/connect", gt.Message{"connectionType": "long-polling"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc, _ := reply.Obj("advice")["multiple-clients"].(bool); !mc {
+		t.Fatalf("second tab's connect through node2 = %v; want the multiple-clients advice", reply)
+	}
+	select {
+	case res := <-done:
+		t.Fatalf("tab A's held connect answered: %v %v", res.msgs, res.err)
+	default:
+	}
+}
