@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -324,6 +325,14 @@ func (n *Node) serveRelayed(m *nats.Msg) {
 			r.mu.Unlock()
 		}()
 	}
+	defer func() {
+		// As net/http does for a request served here: a panic ends this
+		// request only.
+		if p := recover(); p != nil {
+			n.log.Error("panic serving a relayed poll", "panic", p, "stack", string(debug.Stack()))
+			n.respond(m, &transport.RelayResponse{Status: http.StatusInternalServerError})
+		}
+	}()
 	resp := r.polls.ServeRelayed(ctx, req, nil)
 	n.respond(m, resp)
 }
