@@ -49,16 +49,18 @@ type RelayStats struct {
 	Out atomic.Int64
 	In  atomic.Int64
 	// NoResponders counts relays whose owner was gone (NATS "no
-	// responders"), Timeouts those that got no answer in time,
-	// Unreachable those not sent because NATS was unreachable: each was
-	// answered here (402 and advice to handshake again).
+	// responders", or leaving the cluster), Timeouts those that got no
+	// answer in time, Unreachable those NATS would not carry (not
+	// connected, or another request error): each was answered by the
+	// relaying node itself (402 and advice to handshake again).
 	NoResponders atomic.Int64
 	Timeouts     atomic.Int64
 	Unreachable  atomic.Int64
 	// Refused counts requests of other nodes refused with 503 because
 	// MaxRelayed were being served.
 	Refused atomic.Int64
-	// Invalid counts malformed relay requests and answers, dropped.
+	// Invalid counts malformed relay requests (answered 400) and
+	// malformed answers (the client gets 502).
 	Invalid atomic.Int64
 }
 
