@@ -53,6 +53,16 @@ func clusterNode(cfg *config.Config, s *Server) (*cluster.Node, error) {
 	}), nil
 }
 
+// bindRelay relays the polls of sessions owned by other nodes to them, and
+// serves theirs for this node's sessions (no sticky sessions).
+func (s *Server) bindRelay() {
+	if s.node == nil {
+		return
+	}
+	s.transport.SetRelay(s.node)
+	s.node.ServePolls(s.transport)
+}
+
 // startCluster starts the embedded NATS server (broker embedded) and
 // connects the node; undo is what to call if a later step of Start fails.
 func (s *Server) startCluster(ctx context.Context) (undo func(), err error) {

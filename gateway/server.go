@@ -202,6 +202,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		AnswerLatency: s.metrics.ObserveAnswer,
 	})
 	s.transport.SetLive(transportLive(cfg))
+	s.bindRelay()
 	s.mux = http.NewServeMux()
 	s.mux.Handle(cfg.Path, s.transport)
 	s.mux.Handle(cfg.Path+"/", s.transport)

@@ -140,6 +140,8 @@ type Node struct {
 	// drops counted by subscriptions since unsubscribed
 	droppedGone atomic.Int64
 
+	relay relayState // relayed polls (relay.go)
+
 	closeOnce sync.Once
 	started   atomic.Bool
 }
@@ -265,6 +267,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if !n.started.Load() {
 			return
 		}
+		err = n.stopRelay(ctx)
 		drained := make(chan struct{})
 		n.nc.SetClosedHandler(func(*nats.Conn) { close(drained) })
 		if n.nc.IsClosed() {

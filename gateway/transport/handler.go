@@ -1,11 +1,13 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cometgate/cometgate/gateway/bayeux"
 	"github.com/cometgate/cometgate/gateway/engine"
@@ -34,6 +36,13 @@ type Handler struct {
 	// workers read and process frames (readable, readLoop).
 	workers *workers.Pool
 	stats   handlerStats
+	// relay carries other nodes' sessions' polls to them (SetRelay); nil
+	// on a single node. maxHold bounds a relayed connect's hold.
+	relay   Relay
+	maxHold time.Duration
+	// closing ends relayed held connects (Shutdown calls close).
+	closing context.Context
+	close   context.CancelFunc
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -133,8 +142,14 @@ func isTooLarge(err error) bool {
 
 // Shutdown writes what is due on every websocket connection (after
 // engine.Close, that is each held connect's reply with its re-handshake
-// advice) and closes it with 1001 (going away). Call it after engine.Close.
+// advice) and closes it with 1001 (going away), and asks the owners of
+// the connects it relayed and that are held to answer them now. Call it
+// after engine.Close.
 func (h *Handler) Shutdown() {
+	if h.close != nil {
+		// Relayed held connects are answered by their owners at once.
+		h.close()
+	}
 	for _, c := range h.conns.snapshot() {
 		c.flush()
 		c.closeWith(websocket.CloseGoingAway, "server shutdown")
