@@ -65,6 +65,9 @@ type Config struct {
 	// ReconnectBufferBytes is what is kept to send while reconnecting.
 	// Default 8 MiB.
 	ReconnectBufferBytes int
+	// Heartbeat is the interval of the node's presence heartbeat; a node
+	// that misses three is gone. Default 1s.
+	Heartbeat time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -90,6 +93,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReconnectBufferBytes <= 0 {
 		c.ReconnectBufferBytes = 8 << 20
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -142,6 +148,12 @@ type Node struct {
 
 	closeOnce sync.Once
 	started   atomic.Bool
+
+	// cluster-wide control API and presence (api.go, presence.go)
+	born       time.Time
+	peers      presence
+	apiHandler atomic.Pointer[APIHandler]
+	apiSem     chan struct{} // bounds the API requests served at once
 }
 
 // New returns a node with a fresh id, not connected yet: pass it to the
@@ -157,6 +169,8 @@ func New(cfg Config) *Node {
 		appliedCh: make(chan struct{}),
 		subs:      make(map[string]*nats.Subscription),
 		kick:      make(chan struct{}, 1),
+		born:      time.Now(),
+		peers:     presence{nodes: make(map[string]*peer)},
 	}
 }
 
@@ -260,6 +274,7 @@ func (n *Node) Bind(e *engine.Engine) error {
 func (n *Node) Close(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
+		n.leave()
 		close(n.done)
 		n.wg.Wait()
 		if !n.started.Load() {
