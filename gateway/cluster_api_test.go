@@ -2,7 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -46,6 +49,23 @@ func apiCluster(t *testing.T) ([]*gt.Server, []gatewayv1.GatewayClient) {
 	return nodes, clients
 }
 
+// getJSON GETs url and decodes its JSON body into v.
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
+}
+
 // TestClusterAPIListsEveryNode: ListSessions, ListChannels and Stats
 // through node0 see the sessions and subscriptions of node1 and node2.
 func TestClusterAPIListsEveryNode(t *testing.T) {
@@ -76,6 +96,26 @@ func TestClusterAPIListsEveryNode(t *testing.T) {
 	}
 	if got := byID[w2.ClientID].Subscriptions; !slices.Equal(got, []string{"/room/one", "/room/two"}) {
 		t.Errorf("node2's session subscriptions %v", got)
+	}
+
+	// The REST mapping carries the same: each session's node, and the
+	// unreachable nodes (none).
+	var rest struct {
+		Sessions []struct {
+			ClientID string `json:"clientId"`
+			Node     string `json:"node"`
+		} `json:"sessions"`
+		UnreachableNodes []string `json:"unreachableNodes"`
+	}
+	if err := getJSON(ctx, "http://"+nodes[0].APIAddr().String()+"/v1/sessions", &rest); err != nil {
+		t.Fatal(err)
+	}
+	restNodes := map[string]string{}
+	for _, s := range rest.Sessions {
+		restNodes[s.ClientID] = s.Node
+	}
+	if restNodes[w2.ClientID] != "node2" || rest.UnreachableNodes == nil || len(rest.UnreachableNodes) != 0 {
+		t.Errorf("GET /v1/sessions through node0: %+v; want node2's session with its node, unreachableNodes []", rest)
 	}
 
 	lc, err := api[0].ListChannels(ctx, &gatewayv1.ListChannelsRequest{Pattern: "/room/*"})

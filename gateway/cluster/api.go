@@ -167,7 +167,7 @@ func (n *Node) Gather(ctx context.Context, method string, req []byte, each func(
 		return names()
 	}
 	defer sub.Unsubscribe()
-	sub.SetPendingLimits(maxNodes, -1)
+	sub.SetPendingLimits(maxNodes, n.cfg.MaxPendingBytes)
 	if err := n.nc.PublishRequest(n.subject("all", "api", method), inbox, req); err != nil {
 		n.log.Warn("cannot gather from the other nodes", "method", method, "err", err)
 		return names()
