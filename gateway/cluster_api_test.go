@@ -22,7 +22,7 @@ import (
 // apiCluster starts three nodes (demo off, 1 s request timeout) and
 // waits until each knows the other two; it returns them with a gRPC
 // client of each one's control API.
-func apiCluster(t *testing.T) ([]*gt.Server, []gatewayv1.GatewayClient) {
+func apiCluster(t testing.TB) ([]*gt.Server, []gatewayv1.GatewayClient) {
 	t.Helper()
 	nats := gt.StartNATS(t)
 	nodes := gt.NewCluster(t, nats, 3, func(i int, c *config.Config) {
@@ -291,5 +291,25 @@ func TestClusterAPIStoppedNodes(t *testing.T) {
 	}
 	if slices.Contains(ls.UnreachableNodes, "node1") || len(ls.Sessions) != 0 {
 		t.Fatalf("after node1 left: sessions %v, unreachable %v; want node1 simply gone", ls.Sessions, ls.UnreachableNodes)
+	}
+}
+
+// BenchmarkClusterListSessions measures a ListSessions through node0's
+// gRPC API gathering from two other nodes (one long-polling session on
+// each node), on loopback with NATS in process.
+func BenchmarkClusterListSessions(b *testing.B) {
+	nodes, api := apiCluster(b)
+	ctx := gt.Context(b)
+	for _, n := range nodes {
+		if _, _, err := n.Client().Handshake(ctx, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := api[0].ListSessions(ctx, &gatewayv1.ListSessionsRequest{})
+		if err != nil || len(r.Sessions) != len(nodes) {
+			b.Fatalf("ListSessions: %v, %v", r, err)
+		}
 	}
 }

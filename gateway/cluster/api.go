@@ -161,22 +161,32 @@ func (n *Node) Gather(ctx context.Context, method string, req []byte, each func(
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	inbox := n.nc.NewRespInbox()
-	sub, err := n.nc.SubscribeSync(inbox)
+	// A channel sized for the answers expected (a synchronous
+	// subscription would allocate the client's default 64k slots); what
+	// does not fit is dropped by the client and its node reported.
+	replies := make(chan *nats.Msg, min(len(expected)+16, maxNodes))
+	sub, err := n.nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		n.log.Warn("cannot gather from the other nodes", "method", method, "err", err)
 		return names()
 	}
 	defer sub.Unsubscribe()
-	sub.SetPendingLimits(maxNodes, n.cfg.MaxPendingBytes)
 	if err := n.nc.PublishRequest(n.subject("all", "api", method), inbox, req); err != nil {
 		n.log.Warn("cannot gather from the other nodes", "method", method, "err", err)
 		return names()
 	}
 	answered := make(map[string]bool, len(expected))
 	for pending := len(expected); pending > 0 && len(answered) < maxNodes; {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+		}
+		if m == nil {
 			break
+		}
+		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+			break // no responders: no other node is subscribed
 		}
 		if len(m.Data) < IDLen || !validID(string(m.Data[:IDLen])) {
 			n.stats.Invalid.Add(1)
