@@ -7,16 +7,19 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cometgate/cometgate/config"
 	gt "github.com/cometgate/cometgate/gateway/gatewaytest"
 	gatewayv1 "github.com/cometgate/cometgate/proto/gen/cometgate/gateway/v1"
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // apiCluster starts three nodes (demo off, 1 s request timeout) and
@@ -24,8 +27,8 @@ import (
 // client of each one's control API.
 func apiCluster(t testing.TB) ([]*gt.Server, []gatewayv1.GatewayClient) {
 	t.Helper()
-	nats := gt.StartNATS(t)
-	nodes := gt.NewCluster(t, nats, 3, func(i int, c *config.Config) {
+	ns := gt.StartNATS(t)
+	nodes := gt.NewCluster(t, ns, 3, func(i int, c *config.Config) {
 		*c.Demo.Enabled = false
 		c.Cluster.RequestTimeout = config.Duration(time.Second)
 	})
@@ -291,6 +294,50 @@ func TestClusterAPIStoppedNodes(t *testing.T) {
 	}
 	if slices.Contains(ls.UnreachableNodes, "node1") || len(ls.Sessions) != 0 {
 		t.Fatalf("after node1 left: sessions %v, unreachable %v; want node1 simply gone", ls.Sessions, ls.UnreachableNodes)
+	}
+}
+
+// TestClusterAPIPeerRequestsValidated: a Deliver that arrives over NATS
+// (here from a raw NATS client, not a node) is checked as an API request
+// is: data that is not JSON in UTF-8, or over api.maxDataBytes, is refused
+// and never reaches the session.
+func TestClusterAPIPeerRequestsValidated(t *testing.T) {
+	nodes, api := apiCluster(t)
+	ctx := gt.Context(t)
+	w := wsSubscriber(t, nodes[1])
+	nc, err := nats.Connect(nodes[0].Config.Cluster.NATS.URLs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	subject := nodes[0].Config.Cluster.SubjectPrefix + ".n." + nodes[1].Node().ID() + ".api.Deliver"
+	for name, data := range map[string][]byte{
+		"invalid UTF-8": []byte("\"\xff\""),
+		"not JSON":      []byte("{"),
+		"too large":     []byte(`"` + strings.Repeat("x", nodes[1].Config.API.MaxDataBytes) + `"`),
+	} {
+		req, _ := proto.Marshal(&gatewayv1.DeliverRequest{ClientId: w.ClientID, Channel: "/private/x", DataJson: data})
+		m, err := nc.RequestWithContext(ctx, subject, req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(m.Data) < 9 || string(m.Data[:8]) != nodes[1].Node().ID() || codes.Code(m.Data[8]) != codes.InvalidArgument {
+			t.Errorf("%s: reply %q; want node1's id and InvalidArgument", name, m.Data)
+		}
+	}
+	if _, err := api[0].Deliver(ctx, &gatewayv1.DeliverRequest{ClientId: w.ClientID, Channel: "/private/x", DataJson: []byte(`"end"`)}); err != nil {
+		t.Fatal(err)
+	}
+	frames, err := w.ReadUntil(10*time.Second, func(m gt.Message) bool { return m.Channel() == "/private/x" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		for _, m := range f {
+			if m.Channel() == "/private/x" && fmt.Sprint(m["data"]) != "end" {
+				t.Errorf("the session got %v; want only the valid delivery", m)
+			}
+		}
 	}
 }
 
