@@ -65,8 +65,10 @@ func (n *Node) HandleAPI(h func(ctx context.Context, method string, req []byte) 
 // package's OwnerOf).
 func (n *Node) OwnerOf(clientID string) string { return OwnerOf(clientID) }
 
-// serveAPI subscribes to the cluster-wide control API's subjects (P.all.api.<method>
-// and P.n.<id>.api.<method>) and to P.presence, and starts the heartbeat.
+// serveAPI subscribes to the control API's subjects, P.all.api.<method>
+// and P.n.<id>.api.<method>, and to P.presence, and starts the heartbeat.
+// A reply to an API request is the answering node's id (IDLen bytes)
+// followed by what its APIHandler returned.
 func (n *Node) serveAPI() error {
 	n.apiSem = make(chan struct{}, n.cfg.MaxRelayed)
 	subs := []struct {
@@ -135,8 +137,8 @@ func (n *Node) onAPIRequest(m *nats.Msg) {
 	}()
 }
 
-// Gather sends a control API request to every other live node (P.all.api.<method>)
-// and calls each with the name and reply of each node that answers,
+// Gather sends a control API request to every other live node
+// (P.all.api.<method>) and calls each with the name and reply of each node that answers,
 // until every node known live when it was called has answered, or
 // Config.RequestTimeout or ctx ends. It returns the names of the nodes
 // that did not answer, sorted. This node does not receive its own
@@ -233,7 +235,3 @@ func (n *Node) Ask(ctx context.Context, id, method string, req []byte) ([]byte, 
 	}
 	return m.Data[IDLen:], nil
 }
-
-// NameOf returns the name of node id as its heartbeats give it, or id
-// itself if it is not known.
-func (n *Node) NameOf(id string) string { return n.nameOf(id) }

@@ -110,7 +110,8 @@ type Stats struct {
 	Published     atomic.Int64
 	PublishFailed atomic.Int64
 	// Received counts broadcasts received; Invalid, those dropped because
-	// they were not well formed (or not valid JSON in UTF-8).
+	// they were not well formed (or not valid JSON in UTF-8), and the
+	// malformed heartbeats and API messages of other nodes.
 	Received atomic.Int64
 	Invalid  atomic.Int64
 	// Subscriptions is the number of broadcast subscriptions held now.
