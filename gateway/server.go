@@ -265,6 +265,10 @@ func (s *Server) buildAPI() error {
 	if s.cfg.APIOnPublic() {
 		listen = s.cfg.Listen
 	}
+	var cl api.Cluster // a nil *cluster.Node must stay a nil interface
+	if s.node != nil {
+		cl = s.node
+	}
 	svc := api.New(s.engine, api.Config{
 		Listen:          listen,
 		AllowedOrigins:  a.AllowedOrigins,
@@ -277,6 +281,7 @@ func (s *Server) buildAPI() error {
 		TLSNames:        s.tlsNames,
 		LongPollAnswers: s.metrics.LongPollAnswers,
 		ObserveRequest:  s.metrics.ObserveRequest,
+		Cluster:         cl,
 		Logger:          s.log,
 	})
 	s.apiSvc = svc

@@ -23,4 +23,16 @@
 // answered with a status JSON, logged at debug and counted
 // (Service.Refused). gRPC requests skip these checks: a browser cannot
 // send one without a preflight, which the checks refuse.
+//
+// On a clustered node (Config.Cluster), ListSessions, ListChannels and
+// Stats answer for every node: this node answers for itself and asks the
+// others at once (scatter-gather over NATS), merging their pages
+// (sessions carry their node's name, channel counts are summed, Stats
+// sums the counters and lists each node's). GetSession, and Deliver and
+// Disconnect of a client id, go to the node owning the session (NOT_FOUND
+// when it is gone, UNAVAILABLE when it does not answer); Deliver and
+// Disconnect of a user id go to every node. A node known live that does
+// not answer within cluster.requestTimeout is named in the response's
+// unreachable_nodes, never silently left out. Requests from other nodes
+// are checked as requests from API clients are.
 package api

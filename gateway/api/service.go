@@ -77,6 +77,10 @@ type Config struct {
 	// has no on-demand TLS (the TLS name methods then answer
 	// FAILED_PRECONDITION). Nil: likewise.
 	TLSNames func() TLSNames
+	// Cluster, if not nil, is the cluster the node belongs to: the
+	// session, channel and stats methods, Deliver and Disconnect then
+	// answer for every node (see Cluster). Nil: this node alone.
+	Cluster Cluster
 	// Logger receives request problems at debug level.
 	Logger *slog.Logger
 }
@@ -107,7 +111,11 @@ func New(e *engine.Engine, cfg Config) *Service {
 	if cfg.Conns == nil {
 		cfg.Conns = func() int { return 0 }
 	}
-	return &Service{e: e, cfg: cfg, started: time.Now(), hosts: allowedHostNames(cfg)}
+	s := &Service{e: e, cfg: cfg, started: time.Now(), hosts: allowedHostNames(cfg)}
+	if cfg.Cluster != nil {
+		cfg.Cluster.HandleAPI(s.answerPeer)
+	}
+	return s
 }
 
 // AuthRequired reports whether requests must authenticate.
@@ -281,21 +289,70 @@ func extJSON(ext *structpb.Struct) (json.RawMessage, error) {
 	return b, nil
 }
 
-// Deliver sends a message to one session or one user's sessions.
+// Deliver sends a message to one session or one user's sessions: on a
+// clustered node, to the node owning the session, or to every node.
 func (s *Service) Deliver(ctx context.Context, req *gatewayv1.DeliverRequest) (*gatewayv1.DeliverResponse, error) {
+	if s.cfg.Cluster == nil {
+		return s.localDeliver(req)
+	}
+	if (req.GetClientId() == "") == (req.GetUserId() == "") {
+		return nil, status.Error(codes.InvalidArgument, "exactly one of client_id and user_id is required")
+	}
+	// Checked here, and sent on as exact JSON (data_json).
+	name, data, _, err := s.deliverMessage(req)
+	if err != nil {
+		return nil, err
+	}
+	fwd := &gatewayv1.DeliverRequest{ClientId: req.GetClientId(), UserId: req.GetUserId(), Channel: name, DataJson: data, Ext: req.GetExt()}
+	if id := req.GetClientId(); id != "" {
+		owner := s.owner(id)
+		if owner == "" {
+			return s.localDeliver(fwd)
+		}
+		resp := new(gatewayv1.DeliverResponse)
+		if err := s.ask(ctx, owner, "Deliver", id, fwd, resp); err != nil {
+			return nil, err
+		}
+		return &gatewayv1.DeliverResponse{Sessions: resp.Sessions}, nil
+	}
+	total := int64(0)
+	if local, err := s.localDeliver(fwd); err == nil {
+		total += int64(local.Sessions)
+	} else if status.Code(err) != codes.NotFound {
+		return nil, err
+	}
+	unreachable := gather(ctx, s, "Deliver", fwd, func() *gatewayv1.DeliverResponse { return new(gatewayv1.DeliverResponse) },
+		func(_ string, r *gatewayv1.DeliverResponse) { total += int64(max(r.Sessions, 0)) }, func(string) {})
+	if total == 0 && len(unreachable) == 0 {
+		return nil, status.Errorf(codes.NotFound, "no session of user %q", req.GetUserId())
+	}
+	return &gatewayv1.DeliverResponse{Sessions: int32(min(total, 1<<31-1)), UnreachableNodes: unreachable}, nil
+}
+
+// deliverMessage checks a Deliver request's channel, data and ext.
+func (s *Service) deliverMessage(req *gatewayv1.DeliverRequest) (string, json.RawMessage, json.RawMessage, error) {
+	name, wild, ok := bayeux.ParseChannel(req.GetChannel())
+	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) == bayeux.KindMeta {
+		return "", nil, nil, status.Errorf(codes.InvalidArgument, "channel %q: not a valid, non-meta, non-pattern channel", req.GetChannel())
+	}
+	data, err := s.data(req.GetData(), req.GetDataJson())
+	if err != nil {
+		return "", nil, nil, err
+	}
+	ext, err := extJSON(req.GetExt())
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return name, data, ext, nil
+}
+
+// localDeliver delivers to this node's sessions.
+func (s *Service) localDeliver(req *gatewayv1.DeliverRequest) (*gatewayv1.DeliverResponse, error) {
 	sessions, err := s.targets(req.GetClientId(), req.GetUserId())
 	if err != nil {
 		return nil, err
 	}
-	name, wild, ok := bayeux.ParseChannel(req.GetChannel())
-	if !ok || wild != bayeux.NotWild || bayeux.KindOf(name) == bayeux.KindMeta {
-		return nil, status.Errorf(codes.InvalidArgument, "channel %q: not a valid, non-meta, non-pattern channel", req.GetChannel())
-	}
-	data, err := s.data(req.GetData(), req.GetDataJson())
-	if err != nil {
-		return nil, err
-	}
-	ext, err := extJSON(req.GetExt())
+	name, data, ext, err := s.deliverMessage(req)
 	if err != nil {
 		return nil, err
 	}
@@ -325,8 +382,42 @@ func (s *Service) targets(clientID, userID string) ([]*engine.Session, error) {
 	return list, nil
 }
 
-// Disconnect ends sessions.
+// Disconnect ends sessions: on a clustered node, on the node owning the
+// session, or on every node.
 func (s *Service) Disconnect(ctx context.Context, req *gatewayv1.DisconnectRequest) (*gatewayv1.DisconnectResponse, error) {
+	if s.cfg.Cluster == nil {
+		return s.localDisconnect(req)
+	}
+	if (req.GetClientId() == "") == (req.GetUserId() == "") {
+		return nil, status.Error(codes.InvalidArgument, "exactly one of client_id and user_id is required")
+	}
+	if id := req.GetClientId(); id != "" {
+		owner := s.owner(id)
+		if owner == "" {
+			return s.localDisconnect(req)
+		}
+		resp := new(gatewayv1.DisconnectResponse)
+		if err := s.ask(ctx, owner, "Disconnect", id, req, resp); err != nil {
+			return nil, err
+		}
+		return &gatewayv1.DisconnectResponse{Sessions: resp.Sessions}, nil
+	}
+	total := int64(0)
+	if local, err := s.localDisconnect(req); err == nil {
+		total += int64(local.Sessions)
+	} else if status.Code(err) != codes.NotFound {
+		return nil, err
+	}
+	unreachable := gather(ctx, s, "Disconnect", req, func() *gatewayv1.DisconnectResponse { return new(gatewayv1.DisconnectResponse) },
+		func(_ string, r *gatewayv1.DisconnectResponse) { total += int64(max(r.Sessions, 0)) }, func(string) {})
+	if total == 0 && len(unreachable) == 0 {
+		return nil, status.Errorf(codes.NotFound, "no session of user %q", req.GetUserId())
+	}
+	return &gatewayv1.DisconnectResponse{Sessions: int32(min(total, 1<<31-1)), UnreachableNodes: unreachable}, nil
+}
+
+// localDisconnect ends this node's sessions.
+func (s *Service) localDisconnect(req *gatewayv1.DisconnectRequest) (*gatewayv1.DisconnectResponse, error) {
 	sessions, err := s.targets(req.GetClientId(), req.GetUserId())
 	if err != nil {
 		return nil, err
@@ -373,8 +464,18 @@ func page(keys []string, size int32, token string) ([]string, string, error) {
 	return keys[start:end], next, nil
 }
 
-// ListChannels lists channels, optionally those matching a pattern.
+// ListChannels lists channels, optionally those matching a pattern; on a
+// clustered node, every node's.
 func (s *Service) ListChannels(ctx context.Context, req *gatewayv1.ListChannelsRequest) (*gatewayv1.ListChannelsResponse, error) {
+	local, err := s.localChannels(req)
+	if err != nil || s.cfg.Cluster == nil {
+		return local, err
+	}
+	return s.clusterChannels(ctx, req, local), nil
+}
+
+// localChannels lists this node's channels.
+func (s *Service) localChannels(req *gatewayv1.ListChannelsRequest) (*gatewayv1.ListChannelsResponse, error) {
 	pattern := req.GetPattern()
 	if pattern != "" {
 		p, _, ok := bayeux.ParseChannel(pattern)
@@ -403,8 +504,18 @@ func (s *Service) ListChannels(ctx context.Context, req *gatewayv1.ListChannelsR
 	return resp, nil
 }
 
-// ListSessions lists sessions, optionally one user's.
+// ListSessions lists sessions, optionally one user's; on a clustered
+// node, every node's.
 func (s *Service) ListSessions(ctx context.Context, req *gatewayv1.ListSessionsRequest) (*gatewayv1.ListSessionsResponse, error) {
+	local, err := s.localSessions(req)
+	if err != nil || s.cfg.Cluster == nil {
+		return local, err
+	}
+	return s.clusterSessions(ctx, req, local), nil
+}
+
+// localSessions lists this node's sessions.
+func (s *Service) localSessions(req *gatewayv1.ListSessionsRequest) (*gatewayv1.ListSessionsResponse, error) {
 	var list []*engine.Session
 	if u := req.GetUserId(); u != "" {
 		list = s.e.UserSessions(u)
@@ -424,18 +535,35 @@ func (s *Service) ListSessions(ctx context.Context, req *gatewayv1.ListSessionsR
 	}
 	resp := &gatewayv1.ListSessionsResponse{NextPageToken: next}
 	for _, id := range ids {
-		resp.Sessions = append(resp.Sessions, describe(byID[id]))
+		d := describe(byID[id])
+		d.Node = s.nodeName()
+		resp.Sessions = append(resp.Sessions, d)
 	}
 	return resp, nil
 }
 
-// GetSession describes one session.
+// GetSession describes one session; on a clustered node, asks the node
+// owning it.
 func (s *Service) GetSession(ctx context.Context, req *gatewayv1.GetSessionRequest) (*gatewayv1.Session, error) {
-	ss := s.e.Session(req.GetClientId())
-	if ss == nil {
-		return nil, status.Errorf(codes.NotFound, "no session %q", req.GetClientId())
+	if owner := s.owner(req.GetClientId()); owner != "" {
+		resp := new(gatewayv1.Session)
+		if err := s.ask(ctx, owner, "GetSession", req.GetClientId(), req, resp); err != nil {
+			return nil, err
+		}
+		return resp, nil
 	}
-	return describe(ss), nil
+	return s.localSession(req.GetClientId())
+}
+
+// localSession describes one of this node's sessions.
+func (s *Service) localSession(id string) (*gatewayv1.Session, error) {
+	ss := s.e.Session(id)
+	if ss == nil {
+		return nil, status.Errorf(codes.NotFound, "no session %q", id)
+	}
+	d := describe(ss)
+	d.Node = s.nodeName()
+	return d, nil
 }
 
 func describe(ss *engine.Session) *gatewayv1.Session {
@@ -519,8 +647,18 @@ func (s *Service) DisallowTLSName(_ context.Context, r *gatewayv1.DisallowTLSNam
 	return &gatewayv1.ListTLSNamesResponse{Names: n.Allowed()}, nil
 }
 
-// Stats returns the node's counters.
+// Stats returns the node's counters; on a clustered node, their sums over
+// every node, and each node's.
 func (s *Service) Stats(ctx context.Context, _ *gatewayv1.StatsRequest) (*gatewayv1.StatsResponse, error) {
+	local := s.localStats()
+	if s.cfg.Cluster == nil {
+		return local, nil
+	}
+	return s.clusterStats(ctx, local), nil
+}
+
+// localStats returns this node's counters.
+func (s *Service) localStats() *gatewayv1.StatsResponse {
 	st := s.e.Stats()
 	return &gatewayv1.StatsResponse{
 		Sessions:             int64(s.e.SessionCount()),
@@ -533,7 +671,7 @@ func (s *Service) Stats(ctx context.Context, _ *gatewayv1.StatsRequest) (*gatewa
 		Expired:              st.Expired.Load(),
 		UptimeSeconds:        time.Since(s.started).Seconds(),
 		LongPollAnswer:       latencySummary(s.cfg.LongPollAnswers),
-	}, nil
+	}
 }
 
 func latencySummary(f func() metrics.LatencySummary) *gatewayv1.LatencySummary {

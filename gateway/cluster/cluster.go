@@ -65,6 +65,9 @@ type Config struct {
 	// ReconnectBufferBytes is what is kept to send while reconnecting.
 	// Default 8 MiB.
 	ReconnectBufferBytes int
+	// Heartbeat is the interval of the node's presence heartbeat; a node
+	// that misses three is gone. Default 1s.
+	Heartbeat time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -91,6 +94,9 @@ func (c *Config) setDefaults() {
 	if c.ReconnectBufferBytes <= 0 {
 		c.ReconnectBufferBytes = 8 << 20
 	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -104,7 +110,8 @@ type Stats struct {
 	Published     atomic.Int64
 	PublishFailed atomic.Int64
 	// Received counts broadcasts received; Invalid, those dropped because
-	// they were not well formed (or not valid JSON in UTF-8).
+	// they were not well formed (or not valid JSON in UTF-8), and the
+	// malformed heartbeats and API messages of other nodes.
 	Received atomic.Int64
 	Invalid  atomic.Int64
 	// Subscriptions is the number of broadcast subscriptions held now.
@@ -144,6 +151,12 @@ type Node struct {
 
 	closeOnce sync.Once
 	started   atomic.Bool
+
+	// cluster-wide control API and presence (api.go, presence.go)
+	born       time.Time
+	peers      presence
+	apiHandler atomic.Pointer[APIHandler]
+	apiSem     chan struct{} // bounds the API requests served at once
 }
 
 // New returns a node with a fresh id, not connected yet: pass it to the
@@ -159,6 +172,8 @@ func New(cfg Config) *Node {
 		appliedCh: make(chan struct{}),
 		subs:      make(map[string]*nats.Subscription),
 		kick:      make(chan struct{}, 1),
+		born:      time.Now(),
+		peers:     presence{nodes: make(map[string]*peer)},
 	}
 }
 
@@ -262,6 +277,7 @@ func (n *Node) Bind(e *engine.Engine) error {
 func (n *Node) Close(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
+		n.leave()
 		close(n.done)
 		n.wg.Wait()
 		if !n.started.Load() {

@@ -411,10 +411,13 @@ func (x *DeliverRequest) GetExt() *structpb.Struct {
 
 type DeliverResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Sessions the message was queued for.
-	Sessions      int32 `protobuf:"varint,1,opt,name=sessions,proto3" json:"sessions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Sessions the message was queued for (on every node that answered).
+	Sessions int32 `protobuf:"varint,1,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	// Clustered: the nodes that did not answer within
+	// cluster.requestTimeout; the sessions they hold are not counted.
+	UnreachableNodes []string `protobuf:"bytes,2,rep,name=unreachable_nodes,json=unreachableNodes,proto3" json:"unreachable_nodes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeliverResponse) Reset() {
@@ -452,6 +455,13 @@ func (x *DeliverResponse) GetSessions() int32 {
 		return x.Sessions
 	}
 	return 0
+}
+
+func (x *DeliverResponse) GetUnreachableNodes() []string {
+	if x != nil {
+		return x.UnreachableNodes
+	}
+	return nil
 }
 
 type DisconnectRequest struct {
@@ -518,10 +528,13 @@ func (x *DisconnectRequest) GetReason() string {
 
 type DisconnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Sessions ended.
-	Sessions      int32 `protobuf:"varint,1,opt,name=sessions,proto3" json:"sessions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Sessions ended (on every node that answered).
+	Sessions int32 `protobuf:"varint,1,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	// Clustered: the nodes that did not answer within
+	// cluster.requestTimeout.
+	UnreachableNodes []string `protobuf:"bytes,2,rep,name=unreachable_nodes,json=unreachableNodes,proto3" json:"unreachable_nodes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DisconnectResponse) Reset() {
@@ -559,6 +572,13 @@ func (x *DisconnectResponse) GetSessions() int32 {
 		return x.Sessions
 	}
 	return 0
+}
+
+func (x *DisconnectResponse) GetUnreachableNodes() []string {
+	if x != nil {
+		return x.UnreachableNodes
+	}
+	return nil
 }
 
 type ListChannelsRequest struct {
@@ -627,7 +647,8 @@ func (x *ListChannelsRequest) GetPageToken() string {
 type Channel struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Sessions subscribed to exactly this name (patterns are channels too).
+	// Sessions subscribed to exactly this name (patterns are channels too);
+	// clustered, summed over the nodes that answered.
 	Subscribers   int32 `protobuf:"varint,2,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -682,8 +703,11 @@ type ListChannelsResponse struct {
 	Channels []*Channel             `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Clustered: the nodes that did not answer within
+	// cluster.requestTimeout; their channels are missing.
+	UnreachableNodes []string `protobuf:"bytes,3,rep,name=unreachable_nodes,json=unreachableNodes,proto3" json:"unreachable_nodes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListChannelsResponse) Reset() {
@@ -728,6 +752,13 @@ func (x *ListChannelsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListChannelsResponse) GetUnreachableNodes() []string {
+	if x != nil {
+		return x.UnreachableNodes
+	}
+	return nil
 }
 
 type ListSessionsRequest struct {
@@ -805,7 +836,10 @@ type Session struct {
 	RemoteAddr string                 `protobuf:"bytes,7,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
 	Created    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
 	// Seconds since the handshake.
-	AgeSeconds    float64 `protobuf:"fixed64,9,opt,name=age_seconds,json=ageSeconds,proto3" json:"age_seconds,omitempty"`
+	AgeSeconds float64 `protobuf:"fixed64,9,opt,name=age_seconds,json=ageSeconds,proto3" json:"age_seconds,omitempty"`
+	// The name of the node holding the session (cluster.nodeName); empty
+	// on a single node.
+	Node          string `protobuf:"bytes,10,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -903,12 +937,22 @@ func (x *Session) GetAgeSeconds() float64 {
 	return 0
 }
 
+func (x *Session) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 type ListSessionsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sessions      []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Clustered: the nodes that did not answer within
+	// cluster.requestTimeout; their sessions are missing.
+	UnreachableNodes []string `protobuf:"bytes,3,rep,name=unreachable_nodes,json=unreachableNodes,proto3" json:"unreachable_nodes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListSessionsResponse) Reset() {
@@ -953,6 +997,13 @@ func (x *ListSessionsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListSessionsResponse) GetUnreachableNodes() []string {
+	if x != nil {
+		return x.UnreachableNodes
+	}
+	return nil
 }
 
 type GetSessionRequest struct {
@@ -1145,8 +1196,19 @@ type StatsResponse struct {
 	// started: how long after a message was queued for a session whose
 	// connect was held that connect's response was written.
 	LongPollAnswer *LatencySummary `protobuf:"bytes,10,opt,name=long_poll_answer,json=longPollAnswer,proto3" json:"long_poll_answer,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Clustered: the node's name in a per-node entry (nodes), empty at the
+	// top level.
+	Node string `protobuf:"bytes,11,opt,name=node,proto3" json:"node,omitempty"`
+	// Clustered: each node's own figures, this node first. The top-level
+	// counters (sessions to expired) are then sums over these entries
+	// (channels counts a channel once per node holding it); uptime and
+	// long_poll_answer stay this node's.
+	Nodes []*StatsResponse `protobuf:"bytes,12,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Clustered: the nodes that did not answer within
+	// cluster.requestTimeout; they are not in the sums.
+	UnreachableNodes []string `protobuf:"bytes,13,rep,name=unreachable_nodes,json=unreachableNodes,proto3" json:"unreachable_nodes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -1245,6 +1307,27 @@ func (x *StatsResponse) GetUptimeSeconds() float64 {
 func (x *StatsResponse) GetLongPollAnswer() *LatencySummary {
 	if x != nil {
 		return x.LongPollAnswer
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *StatsResponse) GetNodes() []*StatsResponse {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetUnreachableNodes() []string {
+	if x != nil {
+		return x.UnreachableNodes
 	}
 	return nil
 }
@@ -1415,15 +1498,17 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\achannel\x18\x03 \x01(\tR\achannel\x12*\n" +
 	"\x04data\x18\x04 \x01(\v2\x16.google.protobuf.ValueR\x04data\x12\x1b\n" +
 	"\tdata_json\x18\x05 \x01(\fR\bdataJson\x12)\n" +
-	"\x03ext\x18\x06 \x01(\v2\x17.google.protobuf.StructR\x03ext\"-\n" +
+	"\x03ext\x18\x06 \x01(\v2\x17.google.protobuf.StructR\x03ext\"Z\n" +
 	"\x0fDeliverResponse\x12\x1a\n" +
-	"\bsessions\x18\x01 \x01(\x05R\bsessions\"a\n" +
+	"\bsessions\x18\x01 \x01(\x05R\bsessions\x12+\n" +
+	"\x11unreachable_nodes\x18\x02 \x03(\tR\x10unreachableNodes\"a\n" +
 	"\x11DisconnectRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"0\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"]\n" +
 	"\x12DisconnectResponse\x12\x1a\n" +
-	"\bsessions\x18\x01 \x01(\x05R\bsessions\"k\n" +
+	"\bsessions\x18\x01 \x01(\x05R\bsessions\x12+\n" +
+	"\x11unreachable_nodes\x18\x02 \x03(\tR\x10unreachableNodes\"k\n" +
 	"\x13ListChannelsRequest\x12\x18\n" +
 	"\apattern\x18\x01 \x01(\tR\apattern\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -1431,15 +1516,16 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"?\n" +
 	"\aChannel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vsubscribers\x18\x02 \x01(\x05R\vsubscribers\"y\n" +
+	"\vsubscribers\x18\x02 \x01(\x05R\vsubscribers\"\xa6\x01\n" +
 	"\x14ListChannelsResponse\x129\n" +
 	"\bchannels\x18\x01 \x03(\v2\x1d.cometgate.gateway.v1.ChannelR\bchannels\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12+\n" +
+	"\x11unreachable_nodes\x18\x03 \x03(\tR\x10unreachableNodes\"j\n" +
 	"\x13ListSessionsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\xb2\x02\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xc6\x02\n" +
 	"\aSession\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1c\n" +
@@ -1452,17 +1538,20 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"remoteAddr\x124\n" +
 	"\acreated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x1f\n" +
 	"\vage_seconds\x18\t \x01(\x01R\n" +
-	"ageSeconds\"y\n" +
+	"ageSeconds\x12\x12\n" +
+	"\x04node\x18\n" +
+	" \x01(\tR\x04node\"\xa6\x01\n" +
 	"\x14ListSessionsResponse\x129\n" +
 	"\bsessions\x18\x01 \x03(\v2\x1d.cometgate.gateway.v1.SessionR\bsessions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12+\n" +
+	"\x11unreachable_nodes\x18\x03 \x03(\tR\x10unreachableNodes\"0\n" +
 	"\x11GetSessionRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\"\x0f\n" +
 	"\rReloadRequest\"O\n" +
 	"\x0eReloadResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x03(\tR\aapplied\x12#\n" +
 	"\rneeds_restart\x18\x02 \x03(\tR\fneedsRestart\"\x0e\n" +
-	"\fStatsRequest\"\x8c\x03\n" +
+	"\fStatsRequest\"\x88\x04\n" +
 	"\rStatsResponse\x12\x1a\n" +
 	"\bsessions\x18\x01 \x01(\x03R\bsessions\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\x03R\bchannels\x123\n" +
@@ -1476,7 +1565,10 @@ const file_cometgate_gateway_v1_gateway_proto_rawDesc = "" +
 	"\aexpired\x18\b \x01(\x03R\aexpired\x12%\n" +
 	"\x0euptime_seconds\x18\t \x01(\x01R\ruptimeSeconds\x12N\n" +
 	"\x10long_poll_answer\x18\n" +
-	" \x01(\v2$.cometgate.gateway.v1.LatencySummaryR\x0elongPollAnswer\"\xc1\x01\n" +
+	" \x01(\v2$.cometgate.gateway.v1.LatencySummaryR\x0elongPollAnswer\x12\x12\n" +
+	"\x04node\x18\v \x01(\tR\x04node\x129\n" +
+	"\x05nodes\x18\f \x03(\v2#.cometgate.gateway.v1.StatsResponseR\x05nodes\x12+\n" +
+	"\x11unreachable_nodes\x18\r \x03(\tR\x10unreachableNodes\"\xc1\x01\n" +
 	"\x0eLatencySummary\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x03R\x05count\x12\x15\n" +
 	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
@@ -1552,34 +1644,35 @@ var file_cometgate_gateway_v1_gateway_proto_depIdxs = []int32{
 	25, // 5: cometgate.gateway.v1.Session.created:type_name -> google.protobuf.Timestamp
 	14, // 6: cometgate.gateway.v1.ListSessionsResponse.sessions:type_name -> cometgate.gateway.v1.Session
 	21, // 7: cometgate.gateway.v1.StatsResponse.long_poll_answer:type_name -> cometgate.gateway.v1.LatencySummary
-	22, // 8: cometgate.gateway.v1.LatencySummary.buckets:type_name -> cometgate.gateway.v1.LatencyBucket
-	4,  // 9: cometgate.gateway.v1.Gateway.Publish:input_type -> cometgate.gateway.v1.PublishRequest
-	6,  // 10: cometgate.gateway.v1.Gateway.Deliver:input_type -> cometgate.gateway.v1.DeliverRequest
-	8,  // 11: cometgate.gateway.v1.Gateway.Disconnect:input_type -> cometgate.gateway.v1.DisconnectRequest
-	10, // 12: cometgate.gateway.v1.Gateway.ListChannels:input_type -> cometgate.gateway.v1.ListChannelsRequest
-	13, // 13: cometgate.gateway.v1.Gateway.ListSessions:input_type -> cometgate.gateway.v1.ListSessionsRequest
-	16, // 14: cometgate.gateway.v1.Gateway.GetSession:input_type -> cometgate.gateway.v1.GetSessionRequest
-	19, // 15: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
-	17, // 16: cometgate.gateway.v1.Gateway.Reload:input_type -> cometgate.gateway.v1.ReloadRequest
-	0,  // 17: cometgate.gateway.v1.Gateway.ListTLSNames:input_type -> cometgate.gateway.v1.ListTLSNamesRequest
-	2,  // 18: cometgate.gateway.v1.Gateway.AllowTLSName:input_type -> cometgate.gateway.v1.AllowTLSNameRequest
-	3,  // 19: cometgate.gateway.v1.Gateway.DisallowTLSName:input_type -> cometgate.gateway.v1.DisallowTLSNameRequest
-	5,  // 20: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
-	7,  // 21: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
-	9,  // 22: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
-	12, // 23: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
-	15, // 24: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
-	14, // 25: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
-	20, // 26: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
-	18, // 27: cometgate.gateway.v1.Gateway.Reload:output_type -> cometgate.gateway.v1.ReloadResponse
-	1,  // 28: cometgate.gateway.v1.Gateway.ListTLSNames:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
-	1,  // 29: cometgate.gateway.v1.Gateway.AllowTLSName:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
-	1,  // 30: cometgate.gateway.v1.Gateway.DisallowTLSName:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
-	20, // [20:31] is the sub-list for method output_type
-	9,  // [9:20] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	20, // 8: cometgate.gateway.v1.StatsResponse.nodes:type_name -> cometgate.gateway.v1.StatsResponse
+	22, // 9: cometgate.gateway.v1.LatencySummary.buckets:type_name -> cometgate.gateway.v1.LatencyBucket
+	4,  // 10: cometgate.gateway.v1.Gateway.Publish:input_type -> cometgate.gateway.v1.PublishRequest
+	6,  // 11: cometgate.gateway.v1.Gateway.Deliver:input_type -> cometgate.gateway.v1.DeliverRequest
+	8,  // 12: cometgate.gateway.v1.Gateway.Disconnect:input_type -> cometgate.gateway.v1.DisconnectRequest
+	10, // 13: cometgate.gateway.v1.Gateway.ListChannels:input_type -> cometgate.gateway.v1.ListChannelsRequest
+	13, // 14: cometgate.gateway.v1.Gateway.ListSessions:input_type -> cometgate.gateway.v1.ListSessionsRequest
+	16, // 15: cometgate.gateway.v1.Gateway.GetSession:input_type -> cometgate.gateway.v1.GetSessionRequest
+	19, // 16: cometgate.gateway.v1.Gateway.Stats:input_type -> cometgate.gateway.v1.StatsRequest
+	17, // 17: cometgate.gateway.v1.Gateway.Reload:input_type -> cometgate.gateway.v1.ReloadRequest
+	0,  // 18: cometgate.gateway.v1.Gateway.ListTLSNames:input_type -> cometgate.gateway.v1.ListTLSNamesRequest
+	2,  // 19: cometgate.gateway.v1.Gateway.AllowTLSName:input_type -> cometgate.gateway.v1.AllowTLSNameRequest
+	3,  // 20: cometgate.gateway.v1.Gateway.DisallowTLSName:input_type -> cometgate.gateway.v1.DisallowTLSNameRequest
+	5,  // 21: cometgate.gateway.v1.Gateway.Publish:output_type -> cometgate.gateway.v1.PublishResponse
+	7,  // 22: cometgate.gateway.v1.Gateway.Deliver:output_type -> cometgate.gateway.v1.DeliverResponse
+	9,  // 23: cometgate.gateway.v1.Gateway.Disconnect:output_type -> cometgate.gateway.v1.DisconnectResponse
+	12, // 24: cometgate.gateway.v1.Gateway.ListChannels:output_type -> cometgate.gateway.v1.ListChannelsResponse
+	15, // 25: cometgate.gateway.v1.Gateway.ListSessions:output_type -> cometgate.gateway.v1.ListSessionsResponse
+	14, // 26: cometgate.gateway.v1.Gateway.GetSession:output_type -> cometgate.gateway.v1.Session
+	20, // 27: cometgate.gateway.v1.Gateway.Stats:output_type -> cometgate.gateway.v1.StatsResponse
+	18, // 28: cometgate.gateway.v1.Gateway.Reload:output_type -> cometgate.gateway.v1.ReloadResponse
+	1,  // 29: cometgate.gateway.v1.Gateway.ListTLSNames:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
+	1,  // 30: cometgate.gateway.v1.Gateway.AllowTLSName:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
+	1,  // 31: cometgate.gateway.v1.Gateway.DisallowTLSName:output_type -> cometgate.gateway.v1.ListTLSNamesResponse
+	21, // [21:32] is the sub-list for method output_type
+	10, // [10:21] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_cometgate_gateway_v1_gateway_proto_init() }

@@ -49,22 +49,29 @@ type GatewayClient interface {
 	// REST: POST /v1/publish.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// Deliver sends a message to one session or to every session of a user,
-	// whatever their subscriptions. REST: POST /v1/clients/{client_id}:deliver
+	// whatever their subscriptions. On a clustered node, a client id goes
+	// to the node that owns it and a user id to every node.
+	// REST: POST /v1/clients/{client_id}:deliver
 	// and POST /v1/users/{user_id}:deliver.
 	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*DeliverResponse, error)
 	// Disconnect ends one session or every session of a user; their held
 	// /meta/connect is answered with a /meta/disconnect and advice "none".
+	// On a clustered node, as Deliver: the owner node, or every node.
 	// REST: POST /v1/clients/{client_id}:disconnect and
 	// POST /v1/users/{user_id}:disconnect.
 	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
 	// ListChannels lists channels with their subscriber counts, sorted by
-	// name. REST: GET /v1/channels.
+	// name. On a clustered node, every node's channels with their counts
+	// summed; nodes that do not answer are listed. REST: GET /v1/channels.
 	ListChannels(ctx context.Context, in *ListChannelsRequest, opts ...grpc.CallOption) (*ListChannelsResponse, error)
-	// ListSessions lists sessions, sorted by client id. REST: GET /v1/sessions.
+	// ListSessions lists sessions, sorted by client id. On a clustered
+	// node, every node's sessions, each with its node's name; nodes that do
+	// not answer are listed. REST: GET /v1/sessions.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// GetSession describes one session. REST: GET /v1/sessions/{client_id}.
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*Session, error)
-	// Stats returns the node's counters. REST: GET /v1/stats.
+	// Stats returns the node's counters; on a clustered node, the sums over
+	// every node with each node's own. REST: GET /v1/stats.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 	// Reload reads the node's configuration file again, as SIGHUP does. An
 	// invalid file is refused with FAILED_PRECONDITION naming every error
@@ -216,22 +223,29 @@ type GatewayServer interface {
 	// REST: POST /v1/publish.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// Deliver sends a message to one session or to every session of a user,
-	// whatever their subscriptions. REST: POST /v1/clients/{client_id}:deliver
+	// whatever their subscriptions. On a clustered node, a client id goes
+	// to the node that owns it and a user id to every node.
+	// REST: POST /v1/clients/{client_id}:deliver
 	// and POST /v1/users/{user_id}:deliver.
 	Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error)
 	// Disconnect ends one session or every session of a user; their held
 	// /meta/connect is answered with a /meta/disconnect and advice "none".
+	// On a clustered node, as Deliver: the owner node, or every node.
 	// REST: POST /v1/clients/{client_id}:disconnect and
 	// POST /v1/users/{user_id}:disconnect.
 	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
 	// ListChannels lists channels with their subscriber counts, sorted by
-	// name. REST: GET /v1/channels.
+	// name. On a clustered node, every node's channels with their counts
+	// summed; nodes that do not answer are listed. REST: GET /v1/channels.
 	ListChannels(context.Context, *ListChannelsRequest) (*ListChannelsResponse, error)
-	// ListSessions lists sessions, sorted by client id. REST: GET /v1/sessions.
+	// ListSessions lists sessions, sorted by client id. On a clustered
+	// node, every node's sessions, each with its node's name; nodes that do
+	// not answer are listed. REST: GET /v1/sessions.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// GetSession describes one session. REST: GET /v1/sessions/{client_id}.
 	GetSession(context.Context, *GetSessionRequest) (*Session, error)
-	// Stats returns the node's counters. REST: GET /v1/stats.
+	// Stats returns the node's counters; on a clustered node, the sums over
+	// every node with each node's own. REST: GET /v1/stats.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	// Reload reads the node's configuration file again, as SIGHUP does. An
 	// invalid file is refused with FAILED_PRECONDITION naming every error
