@@ -91,7 +91,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git status --porcelain -- gateway config cmd/gateway go.mod go.sum 2>/dev/null | wc -l)
+dirty=$({ git status --porcelain -- gateway config cmd/gateway go.mod go.sum 2>/dev/null || true; } | wc -l)
 echo "# $stamp target=cluster commit=$commit uncommitted_server_files=$dirty $(uname -r) $(nproc) CPUs" >>"$RESULTS"
 echo "== building commit $commit (+$dirty uncommitted server files); results: $RESULTS, logs: $logdir"
 go build -o "$bin/gateway" ./cmd/gateway
