@@ -33,8 +33,10 @@ type Client interface {
 
 // env is what every client of a run shares.
 type env struct {
-	url       string // http(s)://host:port/path, or grpc://host:port
-	transport string // websocket, long-polling or grpc
+	url       string   // http(s)://host:port/path, or grpc://host:port
+	urls      []string // subscribers' endpoints: client i uses urls[i%len(urls)]
+	pubURLs   []string // publishers' endpoints
+	transport string   // websocket, long-polling or grpc
 	timeout   time.Duration
 	stats     *Stats
 	ws        *wsShared
@@ -42,9 +44,28 @@ type env struct {
 	grpc      *grpcShared
 }
 
+// subURL returns the endpoint of the i-th subscriber: the -url list in
+// turn.
+func (e *env) subURL(i int) string {
+	if len(e.urls) == 0 {
+		return e.url
+	}
+	return e.urls[i%len(e.urls)]
+}
+
+// pubURL returns the endpoint of the i-th publisher: the -pub-url list in
+// turn, or the first -url.
+func (e *env) pubURL(i int) string {
+	if len(e.pubURLs) == 0 {
+		return e.url
+	}
+	return e.pubURLs[i%len(e.pubURLs)]
+}
+
 // clientOpts describes one client.
 type clientOpts struct {
 	index int
+	url   string                    // endpoint (http(s)://); "" is the run's first -url
 	recv  *receiver                 // accounts for delivered payloads; may be nil
 	onAck func(ok bool, err string) // publish acknowledgements; may be nil
 	// Websocket only, both may be nil:
@@ -53,6 +74,9 @@ type clientOpts struct {
 }
 
 func (e *env) newClient(o clientOpts) Client {
+	if o.url == "" {
+		o.url = e.url
+	}
 	switch e.transport {
 	case "long-polling":
 		return newLPClient(e, o)

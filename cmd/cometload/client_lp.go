@@ -54,7 +54,7 @@ func newLPClient(e *env, o clientOpts) *lpClient {
 	return &lpClient{
 		session: session{env: e, opts: o},
 		hc:      &http.Client{Transport: e.lp.tr, Jar: &cookieJar{}},
-		base:    strings.TrimSuffix(e.url, "/"),
+		base:    strings.TrimSuffix(o.url, "/"),
 		closed:  make(chan struct{}),
 	}
 }
@@ -63,8 +63,14 @@ func newLPClient(e *env, o clientOpts) *lpClient {
 // bracket) to the endpoint plus suffix, and dispatches the response. It
 // returns the connect replies that no request waited for.
 func (c *lpClient) post(ctx context.Context, suffix string, build func([]byte) []byte) ([]wireMsg, error) {
+	return c.postTo(ctx, c.base, suffix, build)
+}
+
+// postTo is post to another endpoint, base (a node of a cluster other
+// than the one the session was opened on).
+func (c *lpClient) postTo(ctx context.Context, base, suffix string, build func([]byte) []byte) ([]wireMsg, error) {
 	body := append(build(make([]byte, 0, 256)), ']')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+suffix, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+suffix, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +251,29 @@ func (c *lpClient) Publish(ctx context.Context, channel string, data [][]byte) e
 func (c *lpClient) Call(ctx context.Context, channel string, data []byte) error {
 	id, cid := c.nextID(), c.id()
 	m, err := c.request(ctx, "", id, func(b []byte) []byte { return appendPublish(b, id, cid, channel, data) }, true)
+	if err != nil {
+		return err
+	}
+	return replyError(&m)
+}
+
+// PublishVia publishes data to channel with a request to the endpoint
+// base instead of the session's own, and waits for the acknowledgement: a
+// node of a cluster that does not own the session relays it to the owner.
+func (c *lpClient) PublishVia(ctx context.Context, base, channel string, data []byte) error {
+	id, cid := c.nextID(), c.id()
+	w := c.register(id, false)
+	connects, err := c.postTo(ctx, strings.TrimSuffix(base, "/"), "", func(b []byte) []byte {
+		return appendPublish(append(b, '['), id, cid, channel, data)
+	})
+	if err != nil {
+		c.unregister(id)
+		return err
+	}
+	for i := range connects {
+		c.onConnect(ctx, &connects[i])
+	}
+	m, err := c.wait(ctx, id, w, c.closed)
 	if err != nil {
 		return err
 	}

@@ -56,15 +56,20 @@ func (o sockOpts) control() func(network, address string, rc syscall.RawConn) er
 	}
 }
 
-// newWSShared prepares the websocket clients of a run.
-func newWSShared(httpURL string, readBuf int, so sockOpts, tc *tls.Config) *wsShared {
-	u := httpURL
+// wsURL turns an http(s):// endpoint into its ws(s):// one.
+func wsURL(u string) string {
 	switch {
 	case strings.HasPrefix(u, "https://"):
-		u = "wss://" + u[len("https://"):]
+		return "wss://" + u[len("https://"):]
 	case strings.HasPrefix(u, "http://"):
-		u = "ws://" + u[len("http://"):]
+		return "ws://" + u[len("http://"):]
 	}
+	return u
+}
+
+// newWSShared prepares the websocket clients of a run.
+func newWSShared(httpURL string, readBuf int, so sockOpts, tc *tls.Config) *wsShared {
+	u := wsURL(httpURL)
 	d := &net.Dialer{Timeout: 10 * time.Second, Control: so.control()}
 	return &wsShared{
 		url: u,
@@ -99,7 +104,11 @@ func newWSClient(e *env, o clientOpts) *wsClient {
 
 // Open implements Client.
 func (c *wsClient) Open(ctx context.Context) error {
-	conn, resp, err := c.env.ws.dialer.DialContext(ctx, c.env.ws.url, nil)
+	u := c.env.ws.url
+	if c.opts.url != "" && c.opts.url != c.env.url {
+		u = wsURL(c.opts.url)
+	}
+	conn, resp, err := c.env.ws.dialer.DialContext(ctx, u, nil)
 	if err != nil {
 		if resp != nil {
 			return fmt.Errorf("websocket upgrade: %w (HTTP %d)", err, resp.StatusCode)

@@ -17,7 +17,15 @@
 //	handshakes  C TLS handshakes (https:// URL), -setup-concurrency at a
 //	        time, each on a new connection closed at once: handshakes/s
 //	        and, with -server-pid, the server's CPU time per handshake
+//	relay   K long-polling sessions opened on -url, their publishes sent
+//	        to -pub-url: what a cluster node adds by relaying a request to
+//	        the session's owner
 //
+// Clusters: -url takes a comma-separated list (the subscribers connect to
+// each in turn), -pub-url names the publishers' endpoints, and
+// -server-pid a comma-separated list of the nodes' PIDs: the report then
+// gives each node's CPU use and the CPU time per delivery of them all.
+
 // An https:// URL makes websocket clients use wss://; -ca trusts a PEM
 // file's certificates, -insecure skips verification (loopback tests).
 //
@@ -39,6 +47,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -83,6 +93,8 @@ func realMain() int {
 		sessions = cfg.subscribers + cfg.paused + 2
 	case "handshakes":
 		sessions = cfg.setup.concurrency
+	case "relay":
+		sessions = cfg.concurrency
 	}
 	need := uint64(sessions) + 64
 	if limit, err := raiseNoFile(need); err != nil {
@@ -100,7 +112,7 @@ func realMain() int {
 	defer cancel()
 
 	st := newStats()
-	e := &env{url: cfg.url, transport: cfg.transport, timeout: cfg.timeout, stats: st}
+	e := &env{url: cfg.url, urls: cfg.urls, pubURLs: cfg.pubURLs, transport: cfg.transport, timeout: cfg.timeout, stats: st}
 	switch cfg.transport {
 	case "websocket":
 		e.ws = newWSShared(cfg.url, cfg.readBuf, sockOpts{}, cfg.tls)
@@ -116,8 +128,8 @@ func realMain() int {
 		e.grpc = g
 	}
 	rep := &Report{
-		Scenario: cfg.scenario, Transport: cfg.transport, URL: cfg.url, Label: cfg.label,
-		Size: cfg.size,
+		Scenario: cfg.scenario, Transport: cfg.transport, URL: strings.Join(cfg.urls, ","), Label: cfg.label,
+		PubURL: strings.Join(cfg.pubURLs, ","), Size: cfg.size,
 	}
 	r := &run{cfg: cfg, env: e, stats: st, report: rep}
 	var scenario func(context.Context, *run) error
@@ -140,6 +152,9 @@ func realMain() int {
 	case "handshakes":
 		rep.Requested, rep.Concurrency = cfg.clients, cfg.setup.concurrency
 		scenario = runHandshakes
+	case "relay":
+		rep.Requested, rep.Concurrency, rep.Rate = cfg.concurrency, cfg.concurrency, cfg.callRate
+		scenario = runRelay
 	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
@@ -183,6 +198,9 @@ func realMain() int {
 // they differ from the flags' own: slow runs issue 8's figures, 100
 // healthy subscribers, 300 messages/s of 1 KB, 30 s.
 func applyScenarioDefaults(cfg *config, set map[string]bool) {
+	if cfg.scenario == "relay" && !set["transport"] {
+		cfg.transport = "long-polling"
+	}
 	if cfg.scenario != "slow" {
 		return
 	}
@@ -205,12 +223,14 @@ func parseFlags(args []string) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("cometload", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: cometload -scenario fanout|rooms|idle|rpc|slow -url http://HOST:PORT/cometd [flags]")
+		fmt.Fprintln(fs.Output(), "usage: cometload -scenario fanout|rooms|idle|rpc|slow|handshakes|relay -url http://HOST:PORT/cometd[,URL...] [flags]")
 		fmt.Fprintln(fs.Output(), "       cometload -table RESULTS.jsonl...")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle, rpc, slow or handshakes")
-	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080/cometd", "Bayeux endpoint (http://; websocket uses the same URL with ws://)")
+	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, rooms, idle, rpc, slow, handshakes or relay")
+	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080/cometd", "Bayeux endpoint (http://; websocket uses the same URL with ws://); fanout, relay: a comma-separated list (a cluster's nodes), used by the subscribers (relay: the sessions' owners) in turn")
+	pubURLs := fs.String("pub-url", "", "fanout: the publisher's endpoint; relay: where the sessions send their requests, in turn (comma-separated); default: the first -url")
+	serverPIDs := fs.String("server-pid", "", "server process whose CPU use (all scenarios) and VmRSS (idle) to read; a comma-separated list for a cluster's nodes (CPU use summed and per node)")
 	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket, long-polling, or grpc (rpc only: the backend contract's Call, directly, for a baseline)")
 	fs.StringVar(&cfg.channel, "channel", "", "channel (fanout, idle), room channel prefix (rooms), service channel (rpc, default /service/echo), or prefix of the two channels /a and /b (slow, default /load/slow)")
 	fs.StringVar(&cfg.label, "label", "", "free text copied into the JSON result")
@@ -230,12 +250,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&cfg.pausedBound, "check-paused-close", 0, "slow: fail unless the gateway disconnects every paused subscriber within this time of its stall (0: not checked)")
 	fs.IntVar(&cfg.clients, "clients", 1000, "rooms, idle: sessions; handshakes: TLS handshakes")
 	fs.IntVar(&cfg.roomSize, "room-size", 10, "rooms: members per room")
-	fs.IntVar(&cfg.concurrency, "concurrency", 50, "rpc: sessions, each with one call in flight")
+	fs.IntVar(&cfg.concurrency, "concurrency", 50, "rpc, relay: sessions, each with one call (relay: request) in flight")
 	fs.IntVar(&cfg.size, "size", 100, "bytes of data per message (slow: 1024)")
 	fs.Float64Var(&cfg.rate, "rate", 100, "fanout: messages/s published; rooms: messages/s per client; slow: messages/s to each channel (slow: 300)")
-	fs.Float64Var(&cfg.callRate, "call-rate", 0, "rpc: calls/s over all sessions, each on its own schedule (0: a closed loop, each session calls again as soon as it is answered)")
+	fs.Float64Var(&cfg.callRate, "call-rate", 0, "rpc, relay: calls (relay: requests)/s over all sessions, each on its own schedule (0: a closed loop, each session calls again as soon as it is answered)")
 	fs.IntVar(&cfg.maxBatch, "max-batch", 100, "fanout: most publishes in one frame or request")
-	fs.IntVar(&cfg.serverPID, "server-pid", 0, "server process whose CPU use (all scenarios) and VmRSS (idle) to read")
 	fs.IntVar(&cfg.setup.concurrency, "setup-concurrency", 200, "sessions being opened at once")
 	fs.Float64Var(&cfg.setup.rate, "setup-rate", 0, "sessions started per second (0: as fast as setup-concurrency allows)")
 	fs.DurationVar(&cfg.setup.timeout, "setup-timeout", 30*time.Second, "time allowed to open one session")
@@ -253,9 +272,30 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	switch cfg.scenario {
-	case "fanout", "rooms", "idle", "rpc", "slow", "handshakes":
+	case "fanout", "rooms", "idle", "rpc", "slow", "handshakes", "relay":
 	default:
-		return nil, fmt.Errorf("-scenario %q: want fanout, rooms, idle, rpc, slow or handshakes", cfg.scenario)
+		return nil, fmt.Errorf("-scenario %q: want fanout, rooms, idle, rpc, slow, handshakes or relay", cfg.scenario)
+	}
+	cfg.urls = splitList(cfg.url)
+	if len(cfg.urls) == 0 {
+		return nil, errors.New("-url is empty")
+	}
+	cfg.url = cfg.urls[0]
+	cfg.pubURLs = splitList(*pubURLs)
+	if (len(cfg.urls) > 1 || len(cfg.pubURLs) > 0) && cfg.scenario != "fanout" && cfg.scenario != "relay" {
+		return nil, fmt.Errorf("-scenario %s: one -url and no -pub-url (lists are for fanout and relay)", cfg.scenario)
+	}
+	for _, p := range splitList(*serverPIDs) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid < 0 {
+			return nil, fmt.Errorf("-server-pid %q: want process ids", *serverPIDs)
+		}
+		if pid > 0 {
+			cfg.serverPIDs = append(cfg.serverPIDs, pid)
+		}
+	}
+	if len(cfg.serverPIDs) > 0 {
+		cfg.serverPID = cfg.serverPIDs[0]
 	}
 	if cfg.scenario == "handshakes" && !strings.HasPrefix(cfg.url, "https://") {
 		return nil, fmt.Errorf("-scenario handshakes: -url %q: want https://", cfg.url)
@@ -281,8 +321,13 @@ func parseFlags(args []string) (*config, error) {
 	}
 	switch cfg.transport {
 	case "websocket", "long-polling":
-		if !strings.HasPrefix(cfg.url, "http://") && !strings.HasPrefix(cfg.url, "https://") {
-			return nil, fmt.Errorf("-url %q: want http:// or https://", cfg.url)
+		for _, u := range append(slices.Clone(cfg.urls), cfg.pubURLs...) {
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				return nil, fmt.Errorf("-url or -pub-url %q: want http:// or https://", u)
+			}
+		}
+		if cfg.scenario == "relay" && cfg.transport != "long-polling" {
+			return nil, errors.New("-scenario relay: only -transport long-polling (websocket sessions are not relayed)")
 		}
 	case "grpc":
 		if cfg.scenario != "rpc" {
@@ -307,4 +352,15 @@ func parseFlags(args []string) (*config, error) {
 		return nil, errors.New("-duration must be > 0, -warmup >= 0, -hold >= -settle")
 	}
 	return cfg, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -12,6 +12,7 @@ type Report struct {
 	Scenario        string           `json:"scenario"`
 	Transport       string           `json:"transport"`
 	URL             string           `json:"url"`
+	PubURL          string           `json:"pub_url,omitempty"` // publishers' endpoint(s), when not the url
 	Label           string           `json:"label,omitempty"`
 	Clients         int              `json:"clients"` // sessions that opened
 	Requested       int              `json:"clients_requested"`
@@ -35,10 +36,17 @@ type Report struct {
 	// ServerCPUPercent is the server's CPU use over the window, with
 	// -server-pid.
 	ServerCPUPercent *float64 `json:"server_cpu_percent,omitempty"`
-	BytesPerSession  *float64 `json:"bytes_per_session,omitempty"`
-	RSSBefore        int64    `json:"rss_before,omitempty"`
-	RSSAfter         int64    `json:"rss_after,omitempty"`
-	RSSEnd           int64    `json:"rss_end,omitempty"`
+	// NodeCPUPercent is each server's CPU use over the window, when
+	// -server-pid names several (the nodes of a cluster); ServerCPUPercent
+	// is their sum.
+	NodeCPUPercent []float64 `json:"node_cpu_percent,omitempty"`
+	// ServerCPUMicrosPerDelivery is the servers' CPU time over the window
+	// (summed) divided by the messages delivered in it, with -server-pid.
+	ServerCPUMicrosPerDelivery *float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	BytesPerSession            *float64 `json:"bytes_per_session,omitempty"`
+	RSSBefore                  int64    `json:"rss_before,omitempty"`
+	RSSAfter                   int64    `json:"rss_after,omitempty"`
+	RSSEnd                     int64    `json:"rss_end,omitempty"`
 	// ServerLongPoll is the gateway's own long-polling answer latency in
 	// the window, with -api.
 	ServerLongPoll *ServerAnswers `json:"server_long_poll_answer_ms,omitempty"`
@@ -204,6 +212,12 @@ func (r *Report) write(w io.Writer) error {
 	fmt.Fprintf(w, "  errors %d, tool CPU %.0f%%", r.Errors, r.ToolCPUPercent)
 	if r.ServerCPUPercent != nil {
 		fmt.Fprintf(w, ", server CPU %.0f%%", *r.ServerCPUPercent)
+	}
+	if len(r.NodeCPUPercent) > 0 {
+		fmt.Fprintf(w, " (nodes %v%%)", r.NodeCPUPercent)
+	}
+	if r.ServerCPUMicrosPerDelivery != nil {
+		fmt.Fprintf(w, ", %.2f µs server CPU per delivery", *r.ServerCPUMicrosPerDelivery)
 	}
 	fmt.Fprintln(w)
 	for _, k := range sortedKinds(r.ErrorKinds) {

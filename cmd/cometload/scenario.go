@@ -13,7 +13,9 @@ import (
 // config is the run's configuration, from the command line.
 type config struct {
 	scenario  string
-	url       string
+	url       string   // the first of urls
+	urls      []string // -url: subscribers' endpoints, sessions spread over them in turn
+	pubURLs   []string // -pub-url: publishers' endpoints (relay: where requests go); default the first of urls
 	transport string
 	channel   string
 	label     string
@@ -29,7 +31,8 @@ type config struct {
 	rate                 float64
 	callRate             float64 // rpc: calls/s over all callers; 0 is a closed loop
 	maxBatch             int
-	serverPID            int
+	serverPID            int   // the first of serverPIDs
+	serverPIDs           []int // -server-pid: the server processes (several: the nodes of a cluster)
 
 	// slow
 	paused      int           // subscribers that stop reading
@@ -73,6 +76,7 @@ func (r *run) measure(ctx context.Context, body func(ctx context.Context, end ti
 	end := start.Add(r.cfg.warmup + r.cfg.duration)
 	var cpu cpuMeter
 	var server serverMeter
+	var nodeCPU []time.Duration // each server's CPU time over the window
 	windowDone := make(chan struct{})
 	go func() {
 		defer close(windowDone)
@@ -80,7 +84,7 @@ func (r *run) measure(ctx context.Context, body func(ctx context.Context, end ti
 			return
 		}
 		cpu = startCPU()
-		server = startServerCPU(r.cfg.serverPID)
+		server = startServerCPU(r.cfg.serverPIDs...)
 		r.stats.winStart.Store(time.Now().UnixNano())
 		if r.atWindow != nil {
 			r.atWindow()
@@ -97,7 +101,15 @@ func (r *run) measure(ctx context.Context, body func(ctx context.Context, end ti
 		}
 		r.stats.winEnd.Store(time.Now().UnixNano())
 		r.report.ToolCPUPercent = math.Round(cpu.percent())
-		r.report.ServerCPUPercent = server.percent()
+		if used, wall := server.used(); used != nil {
+			nodeCPU = used
+			r.report.ServerCPUPercent = server.percent()
+			if len(used) > 1 {
+				for _, u := range used {
+					r.report.NodeCPUPercent = append(r.report.NodeCPUPercent, math.Round(float64(u)/float64(wall)*100))
+				}
+			}
+		}
 	}()
 	body(ctx, end)
 	<-windowDone
@@ -105,40 +117,72 @@ func (r *run) measure(ctx context.Context, body func(ctx context.Context, end ti
 	if we > ws && ws != math.MaxInt64 {
 		w := time.Duration(we - ws)
 		r.report.DurationS = seconds(w)
-		r.report.DeliveredPerSec = math.Round(float64(r.stats.inWindow.Load()) / w.Seconds())
+		n := r.stats.inWindow.Load()
+		r.report.DeliveredPerSec = math.Round(float64(n) / w.Seconds())
+		if nodeCPU != nil && n > 0 {
+			var sum time.Duration
+			for _, u := range nodeCPU {
+				sum += u
+			}
+			us := math.Round(float64(sum)/float64(time.Microsecond)/float64(n)*100) / 100
+			r.report.ServerCPUMicrosPerDelivery = &us
+		}
 	}
 }
 
-// serverMeter measures the server process's CPU use, when its PID is
-// known.
+// serverMeter measures the server processes' CPU use, when their PIDs
+// are known: several for the nodes of a cluster.
 type serverMeter struct {
-	pid  int
+	pids []int
 	wall time.Time
-	cpu  time.Duration
+	cpu  []time.Duration
 }
 
-func startServerCPU(pid int) serverMeter {
-	if pid <= 0 {
-		return serverMeter{}
+func startServerCPU(pids ...int) serverMeter {
+	m := serverMeter{wall: time.Now()}
+	for _, pid := range pids {
+		if pid <= 0 {
+			continue
+		}
+		cpu, err := processCPU(pid)
+		if err != nil {
+			continue
+		}
+		m.pids, m.cpu = append(m.pids, pid), append(m.cpu, cpu)
 	}
-	cpu, err := processCPU(pid)
-	if err != nil {
-		return serverMeter{}
-	}
-	return serverMeter{pid: pid, wall: time.Now(), cpu: cpu}
+	return m
 }
 
-// percent returns the server's CPU time / wall time × 100 since the meter
-// started, or nil if unknown.
+// used returns each process's CPU time since the meter started, and the
+// wall time; nil if no process is known or one cannot be read.
+func (m serverMeter) used() ([]time.Duration, time.Duration) {
+	if len(m.pids) == 0 {
+		return nil, 0
+	}
+	wall := time.Since(m.wall)
+	out := make([]time.Duration, len(m.pids))
+	for i, pid := range m.pids {
+		cpu, err := processCPU(pid)
+		if err != nil {
+			return nil, 0
+		}
+		out[i] = cpu - m.cpu[i]
+	}
+	return out, wall
+}
+
+// percent returns the servers' CPU time / wall time × 100 since the meter
+// started, summed over the processes, or nil if unknown.
 func (m serverMeter) percent() *float64 {
-	if m.pid == 0 {
+	used, wall := m.used()
+	if used == nil {
 		return nil
 	}
-	cpu, err := processCPU(m.pid)
-	if err != nil {
-		return nil
+	var sum time.Duration
+	for _, u := range used {
+		sum += u
 	}
-	p := math.Round(float64(cpu-m.cpu) / float64(time.Since(m.wall)) * 100)
+	p := math.Round(float64(sum) / float64(wall) * 100)
 	return &p
 }
 

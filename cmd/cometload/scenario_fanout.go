@@ -8,7 +8,10 @@ import (
 )
 
 // runFanout: S subscribers on one channel and one publisher sending
-// -rate messages per second to it. Every subscriber must receive every
+// -rate messages per second to it. The subscribers connect to the -url
+// endpoints in turn, the publisher to the first -pub-url (default: the
+// first -url): with the nodes of a cluster, the publisher on one node and
+// the subscribers on another measure the hop between them. Every subscriber must receive every
 // message: all subscriptions are acknowledged before publishing starts.
 func runFanout(ctx context.Context, r *run) error {
 	cfg, st := r.cfg, r.stats
@@ -23,7 +26,7 @@ func runFanout(ctx context.Context, r *run) error {
 	setup := time.Now()
 	openAll(ctx, cfg.subscribers, cfg.setup, &st.errs, "open_failed", func(ctx context.Context, i int) error {
 		rc := newReceiver(st, i, 0, 1)
-		c := r.env.newClient(clientOpts{index: i, recv: rc})
+		c := r.env.newClient(clientOpts{index: i, url: r.env.subURL(i), recv: rc})
 		if err := c.Open(ctx); err != nil {
 			return err
 		}
@@ -35,7 +38,7 @@ func runFanout(ctx context.Context, r *run) error {
 		return nil
 	})
 	var count pubCount
-	pub := r.env.newClient(clientOpts{index: cfg.subscribers, onAck: count.onAck(&st.errs)})
+	pub := r.env.newClient(clientOpts{index: cfg.subscribers, url: r.env.pubURL(0), onAck: count.onAck(&st.errs)})
 	octx, cancel := context.WithTimeout(ctx, cfg.setup.timeout)
 	err := pub.Open(octx)
 	cancel()

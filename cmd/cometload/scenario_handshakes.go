@@ -89,7 +89,6 @@ func runHandshakes(ctx context.Context, r *run) error {
 
 	cpu := startCPU()
 	server := startServerCPU(cfg.serverPID)
-	serverStart := server.cpu
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range min(cfg.setup.concurrency, max(cfg.clients, 1)) {
@@ -114,11 +113,9 @@ func runHandshakes(ctx context.Context, r *run) error {
 	r.report.DurationS = seconds(wall)
 	r.report.ToolCPUPercent = math.Round(cpu.percent())
 	r.report.ServerCPUPercent = server.percent()
-	if server.pid != 0 && rep.Done > 0 {
-		if now, err := processCPU(server.pid); err == nil {
-			us := math.Round(float64(now-serverStart) / float64(time.Microsecond) / float64(rep.Done))
-			rep.ServerCPUMicros = &us
-		}
+	if used, _ := server.used(); used != nil && rep.Done > 0 {
+		us := math.Round(float64(used[0]) / float64(time.Microsecond) / float64(rep.Done))
+		rep.ServerCPUMicros = &us
 	}
 	r.report.Handshakes = rep
 	return nil

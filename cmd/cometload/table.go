@@ -79,10 +79,10 @@ func median(runs []Report, f func(*Report) float64) float64 {
 // and errors summed over them.
 func writeTable(w io.Writer, reps []Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\truns\tsessions\trate\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tlost\terrors\ttool CPU%\tserver CPU%\tB/session\t")
+	fmt.Fprintln(tw, "run\truns\tsessions\trate\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tlost\terrors\ttool CPU%\tserver CPU%\tserver µs/delivery\tB/session\t")
 	for _, r := range groupReports(reps) {
 		var lost, errs int64
-		serverCPU, bps, rate := "-", "-", "-"
+		serverCPU, perDelivery, bps, rate := "-", "-", "-", "-"
 		if r.runs[0].Rate > 0 {
 			rate = fmt.Sprintf("%g", r.runs[0].Rate)
 		}
@@ -98,6 +98,14 @@ func writeTable(w io.Writer, reps []Report) error {
 				return *x.ServerCPUPercent
 			}))
 		}
+		if r.runs[0].ServerCPUMicrosPerDelivery != nil {
+			perDelivery = fmt.Sprintf("%.2f", median(r.runs, func(x *Report) float64 {
+				if x.ServerCPUMicrosPerDelivery == nil {
+					return 0
+				}
+				return *x.ServerCPUMicrosPerDelivery
+			}))
+		}
 		if r.runs[0].BytesPerSession != nil {
 			bps = fmt.Sprintf("%.0f", median(r.runs, func(x *Report) float64 {
 				if x.BytesPerSession == nil {
@@ -106,7 +114,7 @@ func writeTable(w io.Writer, reps []Report) error {
 				return *x.BytesPerSession
 			}))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%s\t%s\t%s\t\n",
 			r.label, len(r.runs),
 			median(r.runs, func(x *Report) float64 { return float64(x.Clients) }),
 			rate,
@@ -117,7 +125,7 @@ func writeTable(w io.Writer, reps []Report) error {
 			median(r.runs, func(x *Report) float64 { return x.Latency.Max }),
 			lost, errs,
 			median(r.runs, func(x *Report) float64 { return x.ToolCPUPercent }),
-			serverCPU, bps)
+			serverCPU, perDelivery, bps)
 	}
 	return tw.Flush()
 }
