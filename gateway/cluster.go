@@ -109,7 +109,7 @@ func (s *Server) Node() *cluster.Node { return s.node }
 // clusterFigures reads the node's counters for /metrics.
 func (s *Server) clusterFigures() metrics.ClusterFigures {
 	n := s.node
-	st := n.Stats()
+	st, rs := n.Stats(), n.RelayStats()
 	return metrics.ClusterFigures{
 		Connected:         n.Connected(),
 		Sent:              st.Published.Load(),
@@ -120,6 +120,15 @@ func (s *Server) clusterFigures() metrics.ClusterFigures {
 		Subscriptions:     st.Subscriptions.Load(),
 		Disconnects:       st.Disconnects.Load(),
 		Reconnects:        st.Reconnects.Load(),
-		Nodes:             1,
+		RelayedOut:        rs.Out.Load(),
+		RelayedIn:         rs.In.Load(),
+		RelayFailed: map[string]int64{
+			"gone":        rs.NoResponders.Load(),
+			"timeout":     rs.Timeouts.Load(),
+			"unreachable": rs.Unreachable.Load(),
+			"refused":     rs.Refused.Load(),
+			"invalid":     rs.Invalid.Load(),
+		},
+		Nodes: int64(len(n.Nodes())),
 	}
 }

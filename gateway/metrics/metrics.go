@@ -128,7 +128,9 @@ type ClusterFigures struct {
 	Reconnects        int64
 	// RelayedOut counts polls relayed to their owner node; RelayedIn,
 	// those served for other nodes; RelayFailed, relays that failed, by
-	// reason (gone, timeout, refused, error).
+	// reason: gone (the owner has left: the client handshakes again),
+	// timeout, unreachable (NATS would not carry it), refused (over
+	// cluster.maxRelayed), invalid (a malformed request or answer).
 	RelayedOut, RelayedIn int64
 	RelayFailed           map[string]int64
 	// Nodes is the number of nodes this node sees live, itself included.
