@@ -197,12 +197,6 @@ type Stats struct {
 	// CredentialsExpired counts sessions ended because the credentials
 	// they handshook with expired.
 	CredentialsExpired atomic.Int64
-	// Received counts broadcasts received from other nodes (Receive);
-	// Forwarded, those handed to the broker; ForwardFailed, those the
-	// broker could not take (their local fan-out happened).
-	Received      atomic.Int64
-	Forwarded     atomic.Int64
-	ForwardFailed atomic.Int64
 }
 
 // New returns an Engine with cfg and opts applied. It starts nothing.

@@ -283,15 +283,10 @@ var sessionSlices = sync.Pool{New: func() any { s := make([]*Session, 0, 64); re
 // is Receive's (see channels.match).
 func (e *Engine) broadcast(from *Session, name string, data, ext json.RawMessage, route *plugins.Route, via string, fwd bool) (int, error) {
 	if fwd && !e.closing.Load() {
+		// The broker counts what it could not send.
 		if err := e.broker.Publish(name, data, ext); err != nil {
-			e.stats.ForwardFailed.Add(1)
 			e.log.Debug("broadcast not forwarded to the other nodes", "channel", name, "err", err)
-		} else {
-			e.stats.Forwarded.Add(1)
 		}
-	}
-	if via != "" {
-		e.stats.Received.Add(1)
 	}
 	out := bayeux.Message{Channel: name, Data: data, Ext: ext}
 	e.send(&out)
