@@ -193,6 +193,11 @@ func (n *Node) Start(ctx context.Context) error {
 		nats.RetryOnFailedConnect(true),
 		nats.ErrorHandler(n.asyncError),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			select {
+			case <-n.done:
+				return // leaving the cluster: the drain closes the connection
+			default:
+			}
 			n.stats.Disconnects.Add(1)
 			n.log.Warn("disconnected from NATS; serving local clients, reconnecting", "err", err)
 		}),
