@@ -302,19 +302,28 @@ func TestClusterRelayOwnerShutdown(t *testing.T) {
 	if res.reply.Successful() || res.reply.Obj("advice").Str("reconnect") != "handshake" {
 		t.Fatalf("held connect answered %v; want a failure with reconnect handshake", res.reply)
 	}
-	reply, _, err := rr.call(ctx, rr.to(2), "/meta/connect", gt.Message{"connectionType": "long-polling"})
+	handshakesAgainOn(t, rr, nodes, 2, func(st *cluster.RelayStats) int64 { return st.NoResponders.Load() })
+}
+
+// handshakesAgainOn sends a connect of rr's session through node via,
+// whose relay to the owner must fail (and be counted by count): the
+// client gets 402 with advice to handshake, and its new session is owned
+// by node via.
+func handshakesAgainOn(t *testing.T, rr *roundRobin, nodes []*gt.Server, via int, count func(*cluster.RelayStats) int64) {
+	t.Helper()
+	reply, _, err := rr.call(gt.Context(t), rr.to(via), "/meta/connect", gt.Message{"connectionType": "long-polling"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if reply.Successful() || reply.Str("error")[:3] != "402" || reply.Obj("advice").Str("reconnect") != "handshake" {
-		t.Fatalf("connect after the owner left = %v; want 402 with reconnect handshake", reply)
+		t.Fatalf("connect through node%d = %v; want 402 with reconnect handshake", via, reply)
 	}
-	if n := nodes[2].Node().RelayStats().NoResponders.Load(); n != 1 {
-		t.Fatalf("node2 no-responders = %d; want 1", n)
+	if n := count(nodes[via].Node().RelayStats()); n != 1 {
+		t.Fatalf("node%d counted %d failed relays; want 1", via, n)
 	}
-	rr.handshake(t, 2)
-	if o := rr.owner(t); o != nodes[2] {
-		t.Fatalf("new session owned by %s; want node2", o.Node().Name())
+	rr.handshake(t, via)
+	if o := rr.owner(t); o != nodes[via] {
+		t.Fatalf("new session owned by %s; want node%d", o.Node().Name(), via)
 	}
 }
 
@@ -464,7 +473,6 @@ func TestClusterRelayRelayingNodeShutdown(t *testing.T) {
 func TestClusterRelayNATSDown(t *testing.T) {
 	nats := gt.StartNATS(t)
 	nodes := gt.NewCluster(t, nats, 2, func(i int, c *config.Config) { *c.Demo.Enabled = false })
-	ctx := gt.Context(t)
 	rr := newRoundRobin(nodes, false)
 	rr.handshake(t, 0)
 	nats.Stop()
@@ -474,20 +482,7 @@ func TestClusterRelayNATSDown(t *testing.T) {
 		}
 		return nil
 	})
-	reply, _, err := rr.call(ctx, rr.to(1), "/meta/connect", gt.Message{"connectionType": "long-polling"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reply.Successful() || reply.Str("error")[:3] != "402" || reply.Obj("advice").Str("reconnect") != "handshake" {
-		t.Fatalf("connect through another node with NATS down = %v; want 402 with reconnect handshake", reply)
-	}
-	if n := nodes[1].Node().RelayStats().Unreachable.Load(); n != 1 {
-		t.Fatalf("node1 unreachable = %d; want 1", n)
-	}
-	rr.handshake(t, 1)
-	if o := rr.owner(t); o != nodes[1] {
-		t.Fatalf("new session owned by %s; want node1", o.Node().Name())
-	}
+	handshakesAgainOn(t, rr, nodes, 1, func(st *cluster.RelayStats) int64 { return st.Unreachable.Load() })
 }
 
 // TestClusterRelayMultipleClients: two tabs of one browser (one cookie

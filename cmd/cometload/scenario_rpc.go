@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -37,56 +35,23 @@ func runRPC(ctx context.Context, r *run) error {
 	})
 	r.report.SetupS = seconds(time.Since(setup))
 
-	var sent, answered atomic.Int64
-	r.measure(ctx, func(ctx context.Context, end time.Time) {
-		var wg sync.WaitGroup
-		for i, c := range clients {
-			if c == nil {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var data []byte
-				sched := newSchedule(time.Now(), cfg.callRate, k, i)
-				for n := 0; time.Now().Before(end) && ctx.Err() == nil; n++ {
-					if d := sched.wait(time.Now()); d > 0 {
-						sleep(ctx, d)
-					}
-					data = append(data[:0], `{"_r":`...)
-					data = strconv.AppendInt(data, int64(n), 10)
-					data = append(data, `,"_p":"`...)
-					for j := len(data) + 2; j < cfg.size; j++ {
-						data = append(data, 'x')
-					}
-					data = append(data, `"}`...)
-					cctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-					t0 := sched.start(time.Now())
-					sent.Add(1)
-					err := c.Call(cctx, channel, data)
-					cancel()
-					t1 := time.Now()
-					if err != nil {
-						st.errs.add("call_failed", err.Error())
-						sleep(ctx, 10*time.Millisecond)
-						continue
-					}
-					answered.Add(1)
-					ws, we := st.window()
-					if ns := t0.UnixNano(); ns >= ws && ns < we {
-						st.recordLatency(i, t1.Sub(t0))
-					}
-					if ns := t1.UnixNano(); ns >= ws && ns < we {
-						st.inWindow.Add(1)
-					}
-				}
-			}()
+	measureRequests(ctx, r, k, func(i int) func(context.Context, int) error {
+		c := clients[i]
+		if c == nil {
+			return nil
 		}
-		wg.Wait()
-	})
-	r.report.Sent, r.report.Delivered = sent.Load(), answered.Load()
-	r.report.Expected = r.report.Sent
-	r.report.Lost = r.report.Sent - r.report.Delivered
+		var data []byte
+		return func(ctx context.Context, n int) error {
+			data = append(data[:0], `{"_r":`...)
+			data = strconv.AppendInt(data, int64(n), 10)
+			data = append(data, `,"_p":"`...)
+			for j := len(data) + 2; j < cfg.size; j++ {
+				data = append(data, 'x')
+			}
+			data = append(data, `"}`...)
+			return c.Call(ctx, channel, data)
+		}
+	}, "call_failed")
 	return nil
 }
 
