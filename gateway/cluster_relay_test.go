@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -521,4 +523,90 @@ func TestClusterRelayMultipleClients(t *testing.T) {
 		t.Fatalf("tab A's held connect answered: %v %v", res.msgs, res.err)
 	default:
 	}
+}
+
+// TestClusterRelayWebSocket: a client that handshakes over HTTP on one
+// node and opens its websocket on another (as Faye does behind a
+// round-robin balancer) is served through the websocket: its frames are
+// relayed to the session's owner, its connect is held there, and a
+// message published on a third node arrives on the websocket. When the
+// owner is gone, the websocket gets 402 with advice to handshake, and the
+// handshake on that websocket makes a session of its node.
+func TestClusterRelayWebSocket(t *testing.T) {
+	nodes := relayCluster(t, nil)
+	ctx := gt.Context(t)
+	c := nodes[0].Client()
+	hs, _, err := c.Handshake(ctx, nil)
+	if err != nil || !hs.Successful() {
+		t.Fatalf("handshake: %v %v", hs, err)
+	}
+	u, _ := url.Parse(nodes[0].URL)
+	header := http.Header{"Cookie": {cookieHeader(c.HTTP.Jar.Cookies(u))}}
+	w, _, err := gt.DialWebSocket(ctx, nodes[1].WSURL, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.ClientID = hs.Str("clientId")
+	if r, _, err := w.Call(5*time.Second, "/meta/connect", gt.Message{"connectionType": "websocket", "advice": gt.Message{"timeout": 0}}); err != nil || !r.Successful() {
+		t.Fatalf("first connect through node1: %v %v", r, err)
+	}
+	if r, _, err := w.Call(5*time.Second, "/meta/subscribe", gt.Message{"subscription": "/ws/relay"}); err != nil || !r.Successful() {
+		t.Fatalf("subscribe through node1: %v %v", r, err)
+	}
+	if err := w.Send(w.NewMessage("/meta/connect", gt.Message{"connectionType": "websocket"})); err != nil {
+		t.Fatal(err)
+	}
+	s := nodes[0].Engine().Session(w.ClientID)
+	gt.Eventually(t, 10*time.Second, func() error {
+		if !s.Held() {
+			return errors.New("connect not held on the owner")
+		}
+		return nil
+	})
+	if nodes[1].Engine().SessionCount() != 0 {
+		t.Fatalf("node1 has %d sessions; the websocket must not have made one", nodes[1].Engine().SessionCount())
+	}
+	publishVia(t, nodes[2], "/ws/relay", "hello")
+	frames, err := w.ReadUntil(10*time.Second, func(m gt.Message) bool { return m.Channel() == "/ws/relay" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It came with the held connect's answer, in one frame.
+	last := fmt.Sprint(frames[len(frames)-1])
+	if !strings.Contains(last, "hello") || !strings.Contains(last, "/meta/connect") {
+		t.Fatalf("frame %s; want the message and the connect reply", last)
+	}
+	if n := nodes[1].Node().RelayStats().Out.Load(); n < 3 {
+		t.Fatalf("node1 relayed %d frames, want >= 3", n)
+	}
+
+	// The owner leaves: the next frame gets 402 and handshake advice.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := nodes[0].Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := w.Call(10*time.Second, "/meta/connect", gt.Message{"connectionType": "websocket"})
+	if err != nil || r.Successful() || r.Str("error")[:3] != "402" || r.Obj("advice").Str("reconnect") != "handshake" {
+		t.Fatalf("connect after the owner left: %v %v; want 402 with reconnect handshake", r, err)
+	}
+	r, _, err = w.Call(5*time.Second, "/meta/handshake", gt.Message{"version": "1.0", "supportedConnectionTypes": []string{"websocket"}})
+	if err != nil || !r.Successful() {
+		t.Fatalf("handshake on the websocket: %v %v", r, err)
+	}
+	if nodes[1].Engine().Session(r.Str("clientId")) == nil {
+		t.Fatalf("the new session %s does not live on node1", r.Str("clientId"))
+	}
+}
+
+func cookieHeader(cs []*http.Cookie) string {
+	var b strings.Builder
+	for i, c := range cs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(c.Name + "=" + c.Value)
+	}
+	return b.String()
 }

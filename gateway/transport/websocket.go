@@ -67,6 +67,11 @@ type wsConn struct {
 	tls      bool // conn is a *tls.Conn: written through drain, and its reads may leave records buffered
 	reading  atomic.Bool
 	finished atomic.Bool
+
+	// wsRelay relays the frames of a session owned by another node;
+	// nil until the first such frame (set by the frame worker, read by
+	// finish; see wsrelay.go).
+	wsRelay atomic.Pointer[wsRelay]
 }
 
 var _ engine.Conn = (*wsConn)(nil)
@@ -375,6 +380,9 @@ func (c *wsConn) handleFrame(data []byte) (ok bool) {
 		c.closeWith(websocket.CloseInternalServerErr, "handshake not alone")
 		return false
 	}
+	if c.relayable(msgs) {
+		return c.relayFrame(data, msgs)
+	}
 	return c.process(msgs)
 }
 
@@ -652,6 +660,9 @@ func (c *wsConn) finish() {
 	c.h.conns.remove(c)
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
+	}
+	if r := c.wsRelay.Load(); r != nil {
+		r.stop()
 	}
 	if t := c.holdTimer.Load(); t != nil {
 		t.Stop()

@@ -10,10 +10,12 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import faye from 'faye';
 import { randomBytes } from 'node:crypto';
 import { Gateway, freePort } from '../lib/gateway.mjs';
 import { NodeClient, wire, AckExtension } from '../lib/cometd-node.mjs';
-import { guard, RawHttp, waitFor } from '../lib/util.mjs';
+import { guard, RawHttp, waitFor, withTimeout } from '../lib/util.mjs';
 
 const T = { timeout: 90000 };
 const rnd = () => randomBytes(5).toString('hex');
@@ -66,6 +68,27 @@ class RoundRobinProxy {
         });
         up.end(body);
       });
+    });
+    // Websocket upgrades go to the next node too, and stay there: the
+    // upgrade request is passed on as is, then bytes both ways.
+    this.upgrades = [];
+    this.server.on('upgrade', (req, socket, head) => {
+      const node = this.next++ % this.ports.length;
+      this.upgrades.push(node);
+      wire.add('proxy', `> node${node} UPGRADE ${req.url}`, '');
+      const up = net.connect(this.ports[node], '127.0.0.1', () => {
+        let h = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+        for (let i = 0; i < req.rawHeaders.length; i += 2) h += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+        up.write(h + '\r\n');
+        if (head && head.length) up.write(head);
+        up.pipe(socket);
+        socket.pipe(up);
+      });
+      const close = () => { up.destroy(); socket.destroy(); };
+      up.on('error', close);
+      socket.on('error', close);
+      up.on('close', close);
+      socket.on('close', close);
     });
     return new Promise((r) => this.server.listen(0, '127.0.0.1', () => {
       this.port = this.server.address().port;
@@ -234,5 +257,53 @@ describe('CometD 9 over long-polling through a round-robin proxy in front of thr
     assert.ok(relayedHeld, 'a /meta/connect held through a node other than its owner was answered with a message published while it was held');
     const connect = relayedHeld.replies.find((m) => m.channel === '/meta/connect');
     assert.ok(connect && connect.successful, `the relayed held connect succeeded: ${relayedHeld.response}`);
+  }));
+  it('Faye 1.4 (handshake over HTTP, then websocket to whichever node) exchanges messages exactly once across nodes', T, (t) => check(t, async () => {
+    const channel = `/cluster/faye${rnd()}`;
+    const mkFaye = (name) => {
+      const client = new faye.Client(proxy.url, { retry: 1, timeout: 10 });
+      const rec = { sent: [], received: [] };
+      client.addExtension({
+        outgoing(m, cb) { rec.sent.push(JSON.parse(JSON.stringify(m))); wire.add(name, '>', m); cb(m); },
+        incoming(m, cb) { rec.received.push(m); wire.add(name, '<', m); cb(m); },
+      });
+      return { client, rec, name };
+    };
+    const fs = [mkFaye('faye-a'), mkFaye('faye-b'), mkFaye('faye-c')];
+    try {
+      const got = fs.map(() => []);
+      for (const [i, f] of fs.entries()) {
+        await withTimeout(new Promise((res, rej) => f.client.subscribe(channel, (d) => got[i].push(d)).then(res, rej)), 20000, `${f.name} subscribe`);
+      }
+      // Probes until every client hears every other (subscriptions reach
+      // the other nodes' NATS servers over routes a moment after their
+      // replies), then the counted messages.
+      await waitFor(async () => {
+        await Promise.all(fs.map((f) => f.client.publish(channel, { probe: f.name })));
+        return got.every((g) => fs.every((f) => g.some((d) => d.probe === f.name)));
+      }, 30000, 'probes from every Faye client reach every Faye client', 200);
+      const N = 10;
+      for (let k = 0; k < N; k++) {
+        await Promise.all(fs.map((f) => withTimeout(new Promise((res, rej) => f.client.publish(channel, { from: f.name, k }).then(res, rej)), 10000, `${f.name} publish ${k}`)));
+      }
+      await waitFor(() => got.every((g) => g.filter((d) => d.from !== undefined).length >= N * fs.length), 20000, 'every Faye client receives every message');
+      for (const [i, g] of got.entries()) {
+        const counted = g.filter((d) => d.from !== undefined);
+        assert.equal(counted.length, N * fs.length, `${fs[i].name} received each message exactly once`);
+        for (const f of fs) {
+          assert.deepEqual(counted.filter((d) => d.from === f.name).map((d) => d.k), [...Array(N).keys()], `${fs[i].name} received ${f.name}'s messages in order`);
+        }
+      }
+      // They ended on websockets, which went to several nodes.
+      for (const f of fs) {
+        const last = f.rec.sent.filter((m) => m.channel === '/meta/connect').at(-1);
+        assert.equal(last && last.connectionType, 'websocket', `${f.name} connects over websocket`);
+      }
+      assert.ok(new Set(proxy.upgrades).size >= 2, `websockets went to several nodes: ${proxy.upgrades}`);
+    } finally {
+      for (const f of fs) {
+        await withTimeout(new Promise((res) => { try { f.client.disconnect(); } catch {} res(); }), 5000, 'faye disconnect').catch(() => {});
+      }
+    }
   }));
 });
