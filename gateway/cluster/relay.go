@@ -174,6 +174,7 @@ type relayRequestWire struct {
 	Header     map[string][]string `json:"h,omitempty"`
 	HTTP2      bool                `json:"h2,omitempty"`
 	MaxHold    int64               `json:"hold,omitempty"` // milliseconds
+	Deliver    bool                `json:"do,omitempty"`   // DeliverOnly
 }
 
 // relayResponseWire is what a RelayResponse carries besides its body.
@@ -196,7 +197,7 @@ func (n *Node) Forward(ctx context.Context, req *transport.RelayRequest) (*trans
 	w := relayRequestWire{
 		Transport: req.Transport, Browser: req.Browser, NewBrowser: req.NewBrowser,
 		RemoteAddr: req.RemoteAddr, Header: req.Header, HTTP2: req.HTTP2,
-		MaxHold: req.MaxHold.Milliseconds(),
+		MaxHold: req.MaxHold.Milliseconds(), Deliver: req.DeliverOnly,
 	}
 	if req.MaxHold > 0 {
 		w.ID = newRequestID()
@@ -384,6 +385,6 @@ func decodeRelayRequest(data []byte) (*transport.RelayRequest, string, error) {
 	return &transport.RelayRequest{
 		Transport: w.Transport, Messages: msgs, Browser: w.Browser, NewBrowser: w.NewBrowser,
 		RemoteAddr: w.RemoteAddr, Header: w.Header, HTTP2: w.HTTP2,
-		MaxHold: time.Duration(w.MaxHold) * time.Millisecond,
+		MaxHold: time.Duration(w.MaxHold) * time.Millisecond, DeliverOnly: w.Deliver,
 	}, w.ID, nil
 }

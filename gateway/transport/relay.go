@@ -54,6 +54,11 @@ type RelayRequest struct {
 	Header map[string][]string
 	// HTTP2 tells that the request came over HTTP/2.
 	HTTP2 bool
+	// DeliverOnly makes the session's events travel only with its connect
+	// replies (as callback-polling's do): a websocket relayed to the owner
+	// asks for it, since its connects and its other frames are relayed
+	// separately and their answers could otherwise pass each other.
+	DeliverOnly bool
 	// MaxHold, if > 0, bounds how long the owner may hold a connect: the
 	// relaying node waits that long plus its request timeout. It is set
 	// for a batch made of one /meta/connect only.
@@ -191,7 +196,7 @@ func (h *Handler) ServeRelayed(ctx context.Context, req *RelayRequest, dst []byt
 	}
 	c := &engine.Client{
 		Transport:    req.Transport,
-		DeliverOnly:  req.Transport == CallbackPolling,
+		DeliverOnly:  req.Transport == CallbackPolling || req.DeliverOnly,
 		Browser:      req.Browser,
 		NewBrowser:   req.NewBrowser || h.minted.fresh(req.Browser),
 		TrustSession: l.TrustClientSession,

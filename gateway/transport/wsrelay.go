@@ -126,13 +126,17 @@ func (c *wsConn) relayLoop(r *wsRelay) {
 func (c *wsConn) relayOne(ctx context.Context, body []byte, clientID string, connect bool) {
 	h := c.h
 	req := &RelayRequest{
-		ClientID:   clientID,
-		Transport:  LongPolling,
-		Messages:   body,
-		Browser:    c.client.Browser,
-		NewBrowser: c.client.NewBrowser,
-		RemoteAddr: c.client.RemoteAddr,
-		Header:     c.client.Header,
+		ClientID:  clientID,
+		Transport: LongPolling,
+		Messages:  body,
+		// Events only with connect replies: this connection's connects
+		// and other frames travel separately, and their answers could
+		// pass each other.
+		DeliverOnly: true,
+		Browser:     c.client.Browser,
+		NewBrowser:  c.client.NewBrowser,
+		RemoteAddr:  c.client.RemoteAddr,
+		Header:      c.client.Header,
 	}
 	if connect {
 		req.MaxHold = h.maxHold
