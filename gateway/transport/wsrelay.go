@@ -30,7 +30,7 @@ const (
 // the other frames go on, in order, through one goroutine per connection.
 // Nothing of it runs on the frame workers shared by connections.
 type wsRelay struct {
-	queue    chan []byte
+	queue    chan relayedFrame
 	connects atomic.Int32
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -43,6 +43,12 @@ type wsRelay struct {
 func (r *wsRelay) stop() {
 	r.cancel()
 	r.idle.Stop()
+}
+
+// relayedFrame is a frame waiting to be relayed, and its session.
+type relayedFrame struct {
+	body     []byte
+	clientID string
 }
 
 // relayable reports whether the frame's messages are for a session owned
@@ -62,7 +68,7 @@ func (c *wsConn) relayable(msgs []bayeux.Message) bool {
 func (c *wsConn) relayFrame(data []byte, msgs []bayeux.Message) bool {
 	r := c.wsRelay.Load()
 	if r == nil {
-		r = &wsRelay{queue: make(chan []byte, wsRelayQueue)}
+		r = &wsRelay{queue: make(chan relayedFrame, wsRelayQueue)}
 		r.ctx, r.cancel = context.WithCancel(context.Background())
 		cfg := c.h.e.Config()
 		r.idle = time.AfterFunc(cfg.Timeout+cfg.Interval+cfg.MaxInterval, func() {
@@ -90,7 +96,7 @@ func (c *wsConn) relayFrame(data []byte, msgs []bayeux.Message) bool {
 		return true
 	}
 	select {
-	case r.queue <- body:
+	case r.queue <- relayedFrame{body, msgs[0].ClientID}:
 		return true
 	default:
 		return c.relayFlooded()
@@ -110,14 +116,8 @@ func (c *wsConn) relayLoop(r *wsRelay) {
 		select {
 		case <-r.ctx.Done():
 			return
-		case body := <-r.queue:
-			var m struct {
-				ClientID string `json:"clientId"`
-			}
-			if msgs, err := bayeux.Decode(body, 0); err == nil && len(msgs) > 0 {
-				m.ClientID = msgs[0].ClientID
-			}
-			c.relayOne(r.ctx, body, m.ClientID, false)
+		case f := <-r.queue:
+			c.relayOne(r.ctx, f.body, f.clientID, false)
 		}
 	}
 }
