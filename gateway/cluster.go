@@ -116,6 +116,7 @@ func (s *Server) clusterFigures() metrics.ClusterFigures {
 		Received:          st.Received.Load(),
 		SendFailed:        st.PublishFailed.Load(),
 		Invalid:           st.Invalid.Load(),
+		PeerInvalid:       st.PeerInvalid.Load(),
 		SlowConsumerDrops: n.SlowConsumerDrops(),
 		Subscriptions:     st.Subscriptions.Load(),
 		Disconnects:       st.Disconnects.Load(),

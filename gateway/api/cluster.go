@@ -78,7 +78,7 @@ func decodeReply(b []byte, m proto.Message) error {
 	return nil
 }
 
-// clusterNode returns the name of this node when clustered, or "".
+// nodeName returns the name of this node when clustered, or "".
 func (s *Service) nodeName() string {
 	if s.cfg.Cluster == nil {
 		return ""
@@ -92,39 +92,30 @@ func (s *Service) nodeName() string {
 func (s *Service) answerPeer(ctx context.Context, method string, req []byte) []byte {
 	switch method {
 	case "ListSessions":
-		var r gatewayv1.ListSessionsRequest
-		if proto.Unmarshal(req, &r) != nil {
-			return encodeReply(nil, status.Error(codes.InvalidArgument, "bad request"))
-		}
-		return encodeReply(s.localSessions(&r))
+		return answerWith(req, new(gatewayv1.ListSessionsRequest), s.localSessions)
 	case "ListChannels":
-		var r gatewayv1.ListChannelsRequest
-		if proto.Unmarshal(req, &r) != nil {
-			return encodeReply(nil, status.Error(codes.InvalidArgument, "bad request"))
-		}
-		return encodeReply(s.localChannels(&r))
+		return answerWith(req, new(gatewayv1.ListChannelsRequest), s.localChannels)
 	case "Stats":
 		return encodeReply(s.localStats(), nil)
 	case "GetSession":
-		var r gatewayv1.GetSessionRequest
-		if proto.Unmarshal(req, &r) != nil {
-			return encodeReply(nil, status.Error(codes.InvalidArgument, "bad request"))
-		}
-		return encodeReply(s.localSession(r.GetClientId()))
+		return answerWith(req, new(gatewayv1.GetSessionRequest), func(r *gatewayv1.GetSessionRequest) (*gatewayv1.Session, error) {
+			return s.localSession(r.GetClientId())
+		})
 	case "Deliver":
-		var r gatewayv1.DeliverRequest
-		if proto.Unmarshal(req, &r) != nil {
-			return encodeReply(nil, status.Error(codes.InvalidArgument, "bad request"))
-		}
-		return encodeReply(s.localDeliver(&r))
+		return answerWith(req, new(gatewayv1.DeliverRequest), s.localDeliver)
 	case "Disconnect":
-		var r gatewayv1.DisconnectRequest
-		if proto.Unmarshal(req, &r) != nil {
-			return encodeReply(nil, status.Error(codes.InvalidArgument, "bad request"))
-		}
-		return encodeReply(s.localDisconnect(&r))
+		return answerWith(req, new(gatewayv1.DisconnectRequest), s.localDisconnect)
 	}
 	return encodeReply(nil, status.Errorf(codes.Unimplemented, "no method %q between nodes", method))
+}
+
+// answerWith decodes another node's request into r and encodes fn's answer.
+func answerWith[Req, Resp proto.Message](req []byte, r Req, fn func(Req) (Resp, error)) []byte {
+	if proto.Unmarshal(req, r) != nil {
+		return encodeReply(nil, status.Error(codes.InvalidArgument, "bad request"))
+	}
+	resp, err := fn(r)
+	return encodeReply(resp, err)
 }
 
 // gather asks every other node and decodes each answer with newReply; a

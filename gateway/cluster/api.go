@@ -108,7 +108,7 @@ func (n *Node) leave() {
 func (n *Node) onAPIRequest(m *nats.Msg) {
 	method := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	if m.Reply == "" || !validMethod(method) {
-		n.stats.Invalid.Add(1)
+		n.stats.PeerInvalid.Add(1)
 		return
 	}
 	select {
@@ -191,7 +191,7 @@ func (n *Node) Gather(ctx context.Context, method string, req []byte, each func(
 			break // no responders: no other node is subscribed
 		}
 		if len(m.Data) < IDLen || !validID(string(m.Data[:IDLen])) {
-			n.stats.Invalid.Add(1)
+			n.stats.PeerInvalid.Add(1)
 			continue
 		}
 		id := string(m.Data[:IDLen])
@@ -230,7 +230,7 @@ func (n *Node) Ask(ctx context.Context, id, method string, req []byte) ([]byte, 
 	case err != nil:
 		return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, n.nameOf(id), err)
 	case len(m.Data) < IDLen || string(m.Data[:IDLen]) != id:
-		n.stats.Invalid.Add(1)
+		n.stats.PeerInvalid.Add(1)
 		return nil, errBadReply
 	}
 	return m.Data[IDLen:], nil

@@ -110,10 +110,12 @@ type Stats struct {
 	Published     atomic.Int64
 	PublishFailed atomic.Int64
 	// Received counts broadcasts received; Invalid, those dropped because
-	// they were not well formed (or not valid JSON in UTF-8), and the
-	// malformed heartbeats and API messages of other nodes.
+	// they were not well formed (or not valid JSON in UTF-8).
 	Received atomic.Int64
 	Invalid  atomic.Int64
+	// PeerInvalid counts the malformed heartbeats, control API requests
+	// and replies of other nodes, dropped.
+	PeerInvalid atomic.Int64
 	// Subscriptions is the number of broadcast subscriptions held now.
 	Subscriptions atomic.Int64
 	// Disconnects and Reconnects count the connection's losses and

@@ -108,12 +108,12 @@ func (n *Node) heartbeats() {
 // that starts learns the others within a round trip.
 func (n *Node) onHeartbeat(m *nats.Msg) {
 	if len(m.Data) > maxHeartbeatBytes {
-		n.stats.Invalid.Add(1)
+		n.stats.PeerInvalid.Add(1)
 		return
 	}
 	var h heartbeat
 	if err := json.Unmarshal(m.Data, &h); err != nil || !validID(h.ID) || !validName(h.Name) {
-		n.stats.Invalid.Add(1)
+		n.stats.PeerInvalid.Add(1)
 		n.log.Debug("invalid heartbeat dropped", "err", err)
 		return
 	}

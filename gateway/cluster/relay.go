@@ -150,18 +150,7 @@ func (n *Node) stopRelay(ctx context.Context) error {
 // Remote reports whether session clientID is owned by another node.
 func (n *Node) Remote(clientID string) bool {
 	owner := OwnerOf(clientID)
-	return owner != "" && owner != n.id && validNodeID(owner)
-}
-
-// validNodeID reports whether id could be a node id (so that it is a safe
-// subject token).
-func validNodeID(id string) bool {
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return len(id) == IDLen
+	return owner != "" && owner != n.id && validID(owner)
 }
 
 // relayRequestWire is what a RelayRequest carries besides its messages.

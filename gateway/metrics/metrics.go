@@ -120,6 +120,9 @@ type ClusterFigures struct {
 	// SendFailed, those NATS would not take; Invalid, those received that
 	// were malformed and dropped.
 	Sent, Received, SendFailed, Invalid int64
+	// PeerInvalid counts malformed heartbeats and control API messages
+	// of other nodes, dropped.
+	PeerInvalid int64
 	// SlowConsumerDrops counts broadcasts the NATS client dropped because
 	// a subscription's pending limits were full.
 	SlowConsumerDrops int64
@@ -205,6 +208,7 @@ var (
 	descClusterConnEvents = desc("cluster_connection_events_total", "NATS connection events, by event (disconnected, reconnected).", "event")
 	descClusterRelayed    = desc("cluster_relayed_total", "Polling requests relayed between nodes, by direction (out: to the session's owner node; in: served for another node).", "direction")
 	descClusterRelayFail  = desc("cluster_relay_failures_total", "Relayed polling requests that failed, by reason.", "reason")
+	descClusterPeerBad    = desc("cluster_peer_messages_invalid_total", "Heartbeats and control API messages of other nodes dropped as malformed.")
 	descClusterNodes      = desc("cluster_nodes", "Nodes this node sees live in the cluster, itself included.")
 )
 
@@ -338,6 +342,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descClusterBroadcasts, k.Received, "received")
 		counter(descClusterFailures, k.SendFailed, "send")
 		counter(descClusterFailures, k.Invalid, "invalid")
+		counter(descClusterPeerBad, k.PeerInvalid)
 		counter(descClusterSlow, k.SlowConsumerDrops)
 		gauge(descClusterSubs, k.Subscriptions)
 		counter(descClusterConnEvents, k.Disconnects, "disconnected")
