@@ -13,10 +13,12 @@ import (
 
 // startNode starts a node on ns with a heartbeat so slow that no node
 // expires during the test: only heartbeats and leaving notices move the
-// node table.
+// node table. Its request timeout leaves a loaded machine (the race
+// detector, other packages' tests) room to answer; only the node that
+// never answers waits it out.
 func startNode(t *testing.T, ns *gt.NATS, name string, h func(ctx context.Context, method string, req []byte) []byte) *cluster.Node {
 	t.Helper()
-	n := cluster.New(cluster.Config{Name: name, URLs: []string{ns.URL}, Heartbeat: time.Hour, RequestTimeout: time.Second})
+	n := cluster.New(cluster.Config{Name: name, URLs: []string{ns.URL}, Heartbeat: time.Hour, RequestTimeout: 3 * time.Second})
 	if h != nil {
 		n.HandleAPI(h)
 	}
